@@ -1,0 +1,67 @@
+"""Raw 1-second data -> pre-event window -> quality facts -> spectrogram with physical axes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from os import PathLike
+
+from geomag.errors import InputDataError
+from geomag.preprocess import PreEventWindow, cut_window, detrend, fill_gaps, quality_report
+from geomag.readers import read_timeseries
+from geomag.spectrogram import Spectrogram, SpectrogramConfig, compute_spectrogram
+from geomag.timeseries import GeomagSeries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WindowSpectrogram:
+    """A spectrogram together with the window it came from and its data-quality report."""
+
+    spectrogram: Spectrogram
+    window: PreEventWindow
+    quality: dict
+
+
+def spectrogram_from_series(
+    series: GeomagSeries,
+    event_time: object,
+    config: SpectrogramConfig,
+    *,
+    max_interpolate_s: float = 60.0,
+    max_missing_fraction: float = 0.2,
+    detrend_kind: str = "linear",
+) -> WindowSpectrogram:
+    """Cut the window ending at ``event_time``, fill short gaps, detrend, and compute the spectrogram."""
+    window = cut_window(series, event_time, window_hours=config.window_hours)
+    filled, _long_gaps = fill_gaps(window.series, max_interpolate_s)
+    quality = quality_report(PreEventWindow(filled, window.event_time, window.start_time, window.window_s))
+    source = series.source
+    for name in config.components:
+        if name not in filled.components:
+            raise InputDataError(source, f"component {name} not in the file (has {list(filled.components)}); "
+                                         f"set spectrogram.components")
+        fraction = filled.missing_fraction(name)
+        if fraction > max_missing_fraction:
+            raise InputDataError(source, f"component {name} misses {fraction:.0%} of the window before "
+                                         f"{event_time} (limit spectrogram.gaps.max_missing_fraction="
+                                         f"{max_missing_fraction})")
+    for warning in quality.get("warnings", []):
+        log.warning("%s: data quality: %s", source, warning)
+    detrended = detrend(filled, detrend_kind)
+    spec = compute_spectrogram(
+        {name: detrended[name] for name in config.components},
+        config,
+        event_time=str(window.event_time),
+        source=source,
+    )
+    spec.axes.extra["quality"] = quality
+    return WindowSpectrogram(spec, window, quality)
+
+
+def spectrogram_from_file(path: str | PathLike, event_time: object, config: SpectrogramConfig,
+                          **options) -> WindowSpectrogram:
+    """Read an IAGA-2002 or BMKG FRG-604RC file and compute the pre-event spectrogram."""
+    series = read_timeseries(path, expected_interval_s=config.sampling_interval_s)
+    return spectrogram_from_series(series, event_time, config, **options)

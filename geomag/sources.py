@@ -1,0 +1,166 @@
+"""Data sources: where samples come from and how each becomes a spectrogram on physical axes.
+
+``CsvDataSource`` reads the users' metadata CSV. Each row's ``path`` may be a spectrogram image
+(PNG/JPG), an array (``.npy``) or a raw 1-second file (IAGA-2002 or BMKG FRG-604RC; the row then
+needs an ``event_time`` column) that goes through the pre-processing pipeline.
+``DemoDataSource`` generates the synthetic demo data set once (cached by a hash of its config)
+and then reads it through the same CSV code path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from geomag.axes import SpectrogramAxes
+from geomag.dataset import ClassMappings, SampleRecord, load_metadata
+from geomag.errors import ConfigError, InputDataError
+from geomag.images import IMAGE_SUFFIXES, ImageSpec, LoadedSpectrogram, load_spectrogram_image
+from geomag.spectrogram import SpectrogramConfig
+
+log = logging.getLogger(__name__)
+
+
+def _plain(node):
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(node):
+            return OmegaConf.to_container(node, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return node
+
+
+class CsvDataSource:
+    """Samples described by a metadata CSV (``magnitude_class, azimuth_class, station, date, path``)."""
+
+    def __init__(
+        self,
+        metadata_csv: str | Path,
+        root: str | Path | None = None,
+        class_mappings: str | Path | None = None,
+        image: Mapping | None = None,
+        spectrogram: Mapping | SpectrogramConfig | None = None,
+        axes_file: str | Path | None = None,
+        allow_outside_root: bool = False,
+        gaps: Mapping | None = None,
+        detrend: str = "linear",
+    ) -> None:
+        self.metadata_csv = Path(metadata_csv)
+        if not self.metadata_csv.is_file():
+            raise InputDataError(self.metadata_csv, "metadata CSV not found (data.metadata_csv)")
+        self.root = Path(root) if root else self.metadata_csv.parent
+        mappings_file = Path(class_mappings) if class_mappings else self.root / "class_mappings.json"
+        self.class_mappings = ClassMappings.load(mappings_file) if mappings_file.is_file() else None
+        if class_mappings and self.class_mappings is None:
+            raise InputDataError(mappings_file, "class mappings file not found (data.class_mappings)")
+        self.image_spec = ImageSpec(**_plain(image)) if image else None
+        spectrogram = _plain(spectrogram)
+        self.spectrogram = (spectrogram if isinstance(spectrogram, SpectrogramConfig)
+                            else SpectrogramConfig.from_config(spectrogram or {}))
+        axes_path = Path(axes_file) if axes_file else None
+        self.fixed_axes = None
+        if axes_path is not None:
+            if not axes_path.is_absolute():
+                axes_path = self.root / axes_path
+            try:
+                self.fixed_axes = SpectrogramAxes.from_dict(json.loads(axes_path.read_text()))
+            except (OSError, ValueError, KeyError) as exc:
+                raise InputDataError(axes_path, f"cannot read spectrogram axes ({exc})") from None
+        self.allow_outside_root = allow_outside_root
+        self.gaps = dict(_plain(gaps) or {})
+        self.detrend = detrend
+        self._records: list[SampleRecord] | None = None
+
+    def records(self) -> list[SampleRecord]:
+        if self._records is None:
+            self._records = load_metadata(self.metadata_csv, self.class_mappings, data_root=self.root,
+                                          allow_outside_root=self.allow_outside_root)
+        return self._records
+
+    def load(self, record: SampleRecord) -> LoadedSpectrogram:
+        """The sample's spectrogram image and physical axes."""
+        suffix = record.path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES or suffix == ".npy":
+            return self._load_image(record)
+        return self._load_raw(record)
+
+    def _load_image(self, record: SampleRecord) -> LoadedSpectrogram:
+        if self.fixed_axes is not None:
+            spec = ImageSpec(layout=self.fixed_axes.layout, components=self.fixed_axes.components,
+                             frequency_range_hz=self.fixed_axes.frequency_range_hz,
+                             frequency_scale=self.fixed_axes.frequency_scale, window_s=self.fixed_axes.window_s,
+                             expected_shape=self.fixed_axes.shape,
+                             channels=3 if self.fixed_axes.layout == "stacked" else len(self.fixed_axes.components))
+            loaded = load_spectrogram_image(record.path, spec, event_time=record.event_time)
+            axes = SpectrogramAxes.from_dict({**self.fixed_axes.to_dict(), "event_time": record.event_time})
+            loaded.axes = axes
+            return loaded
+        if self.image_spec is None:
+            raise ConfigError("data.image: the axes of image/array samples must be configured "
+                              "(layout, frequency_range_hz, frequency_scale, window_s)")
+        return load_spectrogram_image(record.path, self.image_spec, event_time=record.event_time)
+
+    def _load_raw(self, record: SampleRecord) -> LoadedSpectrogram:
+        from geomag.pipeline import spectrogram_from_file
+
+        if not record.event_time:
+            raise InputDataError(self.metadata_csv, f"sample {record.name}: raw data file needs an "
+                                                    f"'event_time' column")
+        result = spectrogram_from_file(
+            record.path, record.event_time, self.spectrogram,
+            max_interpolate_s=float(self.gaps.get("max_interpolate_s", 60)),
+            max_missing_fraction=float(self.gaps.get("max_missing_fraction", 0.2)),
+            detrend_kind=self.detrend,
+        )
+        spec = result.spectrogram
+        return LoadedSpectrogram(image=spec.image, axes=spec.axes, scalar=None, source=record.path)
+
+    def mask(self, record: SampleRecord) -> np.ndarray | None:
+        """Ground-truth precursor mask on the grid, when the data set has one (``mask_path`` column)."""
+        mask_path = record.extra.get("mask_path")
+        if not mask_path:
+            return None
+        path = (self.root / mask_path).resolve()
+        try:
+            return np.load(path, allow_pickle=False).astype(bool)
+        except (OSError, ValueError) as exc:
+            raise InputDataError(path, f"cannot read ground-truth mask ({exc})") from None
+
+    def describe(self) -> dict:
+        return {"kind": type(self).__name__, "metadata_csv": str(self.metadata_csv), "root": str(self.root)}
+
+
+class DemoDataSource(CsvDataSource):
+    """The synthetic demo data set, generated on first use under ``<cache_dir>/demo/<config hash>``."""
+
+    def __init__(self, cache_dir: str | Path, generator: Mapping | None = None,
+                 spectrogram: Mapping | SpectrogramConfig | None = None) -> None:
+        from geomag.synthetic import GeneratorConfig, generate_dataset
+
+        generator = dict(_plain(generator) or {})
+        for key in ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio"):
+            if key in generator:
+                generator[key] = tuple(generator[key])
+        try:
+            self.generator = GeneratorConfig(**generator)
+        except TypeError as exc:
+            raise ConfigError(f"data.generator: {exc}") from None
+        spectrogram = _plain(spectrogram)
+        spec_cfg = (spectrogram if isinstance(spectrogram, SpectrogramConfig)
+                    else SpectrogramConfig.from_config(spectrogram or {}))
+        self.hash = self.generator.hash(spec_cfg)
+        root = Path(cache_dir) / "demo" / self.hash
+        if not (root / "metadata.csv").exists():
+            log.info("generating the demo data set (%d samples) in %s", self.generator.n_samples, root)
+            generate_dataset(root, self.generator, spec_cfg)
+        super().__init__(root / "metadata.csv", root=root, spectrogram=spec_cfg, axes_file="axes.json")
+
+    def describe(self) -> dict:
+        return {**super().describe(), "generator": asdict(self.generator), "hash": self.hash}

@@ -1,0 +1,279 @@
+"""Deterministic synthetic 1-second H/D/Z data with planted ULF precursors (the offline demo).
+
+Physics (facts from ``shared/README.md`` and the ULF-precursor literature, e.g. Hayakawa et al.
+1996, "Results of ultra-low-frequency magnetic field measurements during the Guam earthquake"):
+
+* background: power-law ULF noise, H amplitude ~0.7 nT/sqrt(Hz) at 10 mHz with a PSD slope of
+  ~ -2.4 (f^-2 .. f^-3), day-to-day level scatter; D and Z quieter than H;
+* quiet-day diurnal variation (35-60 nT range in H and Z, H peak near 04-05 UT);
+* natural Pc3-Pc5 pulsation bursts (2-80 mHz, random polarisation) in *every* class;
+* sensor noise floor 0.02 nT/sqrt(Hz) and 0.01 nT quantisation;
+* precursor (non-Normal windows only): band-limited emission inside 1-10 mHz during the hours
+  before the event. Its amplitude grows with the magnitude class; its horizontal polarisation
+  encodes the azimuth sector theta (H ~ cos(theta), D ~ sin(theta), the same waveform: a
+  linearly polarised field); it raises Z/H (Z carries an independent emission of comparable size).
+
+What a *power* spectrogram can tell apart: power sees cos^2(theta) in H and sin^2(theta) in D,
+so theta, -theta, theta+180 and 180-theta look identical. Of the 8 sectors only three groups are
+separable: {N, S} (power in H only), {E, W} (D only) and {NE, SE, SW, NW} (equal H and D).
+The best possible azimuth accuracy is therefore Normal + 1/2 of {N,S} + 1/2 of {E,W} +
+1/4 of the diagonals. We do not add unphysical cues to beat that bound.
+
+Each precursor comes with a ground-truth time-frequency mask on the spectrogram grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import detrend
+
+from geomag.spectrogram import SpectrogramConfig, compute_spectrogram
+
+log = logging.getLogger(__name__)
+
+MAGNITUDE_CLASSES = ("Normal", "Moderate", "Medium", "Large")
+AZIMUTH_CLASSES = ("Normal", "N", "NE", "E", "SE", "S", "SW", "W", "NW")
+SECTOR_ANGLE_DEG = {"N": 0.0, "NE": 45.0, "E": 90.0, "SE": 135.0, "S": 180.0, "SW": 225.0, "W": 270.0, "NW": 315.0}
+STATIONS = ("LUT", "MLB", "SCN", "TND", "GTO", "KPY", "LWA", "YOG", "PLU", "SBG")
+# separable azimuth groups under power spectrograms (documentation + evaluation helper)
+AZIMUTH_POWER_GROUPS = {"Normal": "Normal", "N": "H-only", "S": "H-only", "E": "D-only", "W": "D-only",
+                        "NE": "H=D", "SE": "H=D", "SW": "H=D", "NW": "H=D"}
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Size, balance and physics knobs of the demo data set (``conf/data/demo.yaml``)."""
+
+    n_samples: int = 900
+    seed: int = 20240416
+    magnitude_fractions: dict = field(
+        default_factory=lambda: {"Normal": 0.12, "Moderate": 0.40, "Medium": 0.28, "Large": 0.20}
+    )
+    precursor_rms_nT: dict = field(default_factory=lambda: {"Moderate": 0.5, "Medium": 1.2, "Large": 3.0})
+    amplitude_scatter_log10: float = 0.08
+    background_psd_10mHz: float = 0.49          # nT^2/Hz in H at 10 mHz (0.7 nT/sqrt(Hz))
+    background_slope: float = 2.4
+    background_scatter_log10: float = 0.2
+    component_background_ratio: dict = field(default_factory=lambda: {"H": 1.0, "D": 0.9, "Z": 1.2})
+    noise_floor_psd: float = 4e-4               # nT^2/Hz (0.02 nT/sqrt(Hz))
+    quantum_nT: float = 0.01
+    pulsation_bursts_mean: float = 2.0
+    precursor_onset_hours: tuple = (2.0, 5.0)
+    precursor_end_hours: tuple = (0.0, 1.0)
+    precursor_band_hz: tuple = (0.001, 0.01)
+    z_ratio: tuple = (0.6, 0.9)
+    azimuth_jitter_deg: float = 10.0
+    # issue "trust" point 5: a narrow-band artefact present only in Normal windows (off by default)
+    shortcut_frequency_hz: float | None = None
+    shortcut_rms_nT: float = 0.3
+
+    def hash(self, spectrogram: SpectrogramConfig) -> str:
+        payload = json.dumps({"generator": asdict(self), "spectrogram": asdict(spectrogram)}, sort_keys=True,
+                             default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _shaped_noise(rng: np.random.Generator, n: int, psd_of_f, dt: float = 1.0) -> np.ndarray:
+    """Gaussian noise with one-sided PSD ``psd_of_f(f)`` (nT^2/Hz) via rfft shaping."""
+    f = np.fft.rfftfreq(n, dt)
+    amplitude = np.sqrt(np.maximum(psd_of_f(f), 0.0) / (2.0 * dt))
+    amplitude[0] = 0.0
+    spectrum = np.fft.rfft(rng.standard_normal(n)) * amplitude
+    return np.fft.irfft(spectrum, n)
+
+
+def _band_noise(rng: np.random.Generator, n: int, f_lo: float, f_hi: float) -> np.ndarray:
+    """Unit-RMS noise band-limited to [f_lo, f_hi] (cosine-tapered edges)."""
+    f = np.fft.rfftfreq(n, 1.0)
+    taper = np.clip(np.minimum((f - f_lo * 0.9) / (f_lo * 0.2), (f_hi * 1.1 - f) / (f_hi * 0.2)), 0, 1)
+    x = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * np.sin(0.5 * np.pi * taper) ** 2, n)
+    return x / max(np.std(x), 1e-12)
+
+
+def _envelope(n: int, start: int, stop: int, taper_s: int = 600) -> np.ndarray:
+    t = np.arange(n)
+    up = np.clip((t - start) / taper_s, 0, 1)
+    down = np.clip((stop - t) / taper_s, 0, 1)
+    return np.sin(0.5 * np.pi * np.minimum(up, down)) ** 2
+
+
+@dataclass
+class SyntheticWindow:
+    """One generated pre-event window and what was planted in it."""
+
+    components: dict[str, np.ndarray]
+    magnitude_class: str
+    azimuth_class: str
+    precursor: dict | None
+
+
+def generate_window(
+    rng: np.random.Generator, cfg: GeneratorConfig, magnitude_class: str, azimuth_class: str,
+    window_s: float, start_hour_ut: float,
+) -> SyntheticWindow:
+    """Raw 1-second H, D, Z (nT, with baselines, diurnal variation and quantisation)."""
+    n = int(window_s)
+    t = np.arange(n, dtype=np.float64)
+    level = cfg.background_psd_10mHz * 10 ** rng.normal(0.0, cfg.background_scatter_log10)
+    slope = cfg.background_slope + rng.normal(0.0, 0.15)
+
+    def background_psd(f):
+        f_safe = np.maximum(f, 3e-4)
+        return level * (f_safe / 0.01) ** (-slope)
+
+    hours_ut = start_hour_ut + t / 3600.0
+    diurnal_phase = 2 * np.pi * (hours_ut - 4.5) / 24.0
+    baselines = {"H": 38385.0, "D": -50.0, "Z": -23465.0}
+    diurnal = {"H": 22.0 * np.cos(diurnal_phase) + 6.0 * np.cos(2 * diurnal_phase),
+               "D": 3.0 * np.sin(diurnal_phase),
+               "Z": -15.0 * np.cos(diurnal_phase - 0.4)}
+    comps = {}
+    for name in ("H", "D", "Z"):
+        ratio = cfg.component_background_ratio[name]
+        comps[name] = (_shaped_noise(rng, n, lambda f, r=ratio: r * background_psd(f))
+                       + _shaped_noise(rng, n, lambda f: np.full_like(f, cfg.noise_floor_psd)))
+    # natural Pc3-Pc5 pulsation bursts (all classes)
+    for _ in range(rng.poisson(cfg.pulsation_bursts_mean)):
+        f0 = float(np.exp(rng.uniform(np.log(0.002), np.log(0.08))))
+        centre, width = rng.uniform(0, n), rng.uniform(600, 2400)
+        amp = rng.uniform(0.1, 0.5) * (f0 / 0.005) ** -0.5
+        wave = np.exp(-0.5 * ((t - centre) / (width / 2.355)) ** 2) * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6.3))
+        angle = rng.uniform(0, 2 * np.pi)
+        comps["H"] += amp * np.cos(angle) * wave
+        comps["D"] += amp * np.sin(angle) * wave
+        comps["Z"] += 0.3 * amp * wave
+    precursor = None
+    if magnitude_class != "Normal":
+        lo_band, hi_band = cfg.precursor_band_hz
+        f_lo = float(np.exp(rng.uniform(np.log(lo_band * 1.5), np.log(lo_band * 2.5))))
+        f_hi = float(min(f_lo * rng.uniform(2.5, 3.5), hi_band))
+        onset_h = rng.uniform(*cfg.precursor_onset_hours)
+        end_h = rng.uniform(*cfg.precursor_end_hours)
+        start, stop = int(n - onset_h * 3600), int(n - end_h * 3600)
+        env = _envelope(n, start, stop)
+        rms = cfg.precursor_rms_nT[magnitude_class] * 10 ** rng.normal(0.0, cfg.amplitude_scatter_log10)
+        theta = np.deg2rad(SECTOR_ANGLE_DEG[azimuth_class] + rng.uniform(-1, 1) * cfg.azimuth_jitter_deg)
+        horizontal = rms * env * _band_noise(rng, n, f_lo, f_hi)
+        z_ratio = rng.uniform(*cfg.z_ratio)
+        comps["H"] += np.cos(theta) * horizontal
+        comps["D"] += np.sin(theta) * horizontal
+        comps["Z"] += z_ratio * rms * env * _band_noise(rng, n, f_lo, f_hi)
+        precursor = {"f_lo_hz": f_lo, "f_hi_hz": f_hi, "onset_hours_before": float(onset_h),
+                     "end_hours_before": float(end_h), "rms_nT": float(rms),
+                     "theta_deg": float(np.rad2deg(theta)) % 360.0, "z_ratio": float(z_ratio)}
+    if cfg.shortcut_frequency_hz is not None and magnitude_class == "Normal":
+        for name in ("H", "D", "Z"):
+            comps[name] += cfg.shortcut_rms_nT * np.sqrt(2) * np.sin(2 * np.pi * cfg.shortcut_frequency_hz * t)
+    out = {}
+    for name in ("H", "D", "Z"):
+        values = baselines[name] + diurnal[name] + comps[name]
+        out[name] = np.round(values / cfg.quantum_nT) * cfg.quantum_nT
+    return SyntheticWindow(out, magnitude_class, azimuth_class, precursor)
+
+
+def draw_labels(rng: np.random.Generator, cfg: GeneratorConfig) -> list[tuple[str, str]]:
+    """Class labels with the configured magnitude balance; azimuth uniform over sectors."""
+    names = list(cfg.magnitude_fractions)
+    p = np.array([cfg.magnitude_fractions[k] for k in names], dtype=float)
+    counts = np.floor(p / p.sum() * cfg.n_samples).astype(int)
+    counts[np.argmax(p)] += cfg.n_samples - counts.sum()
+    labels = []
+    sectors = AZIMUTH_CLASSES[1:]
+    for name, count in zip(names, counts):
+        for i in range(count):
+            labels.append((name, "Normal" if name == "Normal" else sectors[(i + rng.integers(8)) % 8]))
+    order = rng.permutation(len(labels))
+    return [labels[i] for i in order]
+
+
+def preprocess_window(components: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The pre-processing the real-data path applies: linear detrend per component."""
+    return {k: detrend(v, type="linear") for k, v in components.items()}
+
+
+def spectrogram_of_window(window: SyntheticWindow, spectrogram: SpectrogramConfig, event_time: str):
+    return compute_spectrogram(preprocess_window(window.components), spectrogram, event_time=event_time)
+
+
+def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: SpectrogramConfig) -> Path:
+    """Write the demo data set in the users' format; atomic (built in a temp folder, then renamed).
+
+    Layout: ``metadata.csv`` (magnitude_class, azimuth_class, station, date, path + extras),
+    ``class_mappings.json``, ``spectrograms/<name>.npy`` (float32 grid image), ``masks/<name>.npy``
+    (bool ground-truth precursor mask on the grid), ``axes.json`` and ``generator.json``.
+    """
+    import csv
+    import os
+    import shutil
+    import tempfile
+
+    from geomag.dataset import ClassMappings
+    from xai.io import atomic_write_json
+
+    root = Path(root)
+    if (root / "metadata.csv").exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        (tmp / "spectrograms").mkdir()
+        (tmp / "masks").mkdir()
+        rng = np.random.default_rng(cfg.seed)
+        labels = draw_labels(rng, cfg)
+        day0 = np.datetime64("2016-01-01")
+        pairs = rng.choice(len(STATIONS) * 3000, size=len(labels), replace=False)
+        rows, axes_dict = [], None
+        for i, ((mag, azi), pair) in enumerate(zip(labels, pairs)):
+            station = STATIONS[pair % len(STATIONS)]
+            date = str(day0 + np.timedelta64(int(pair // len(STATIONS)), "D"))
+            event_hour = float(rng.uniform(0, 24))
+            event_time = f"{date}T{int(event_hour):02d}:{int(event_hour % 1 * 60):02d}:00Z"
+            start_hour = (event_hour - spectrogram.window_hours) % 24
+            window = generate_window(rng, cfg, mag, azi, spectrogram.window_s, start_hour)
+            spec = spectrogram_of_window(window, spectrogram, event_time)
+            name = f"{mag}_{station}_{date}"
+            np.save(tmp / "spectrograms" / f"{name}.npy", spec.image)
+            if window.precursor is not None:
+                p = window.precursor
+                mask = spec.axes.cell_mask(p["f_lo_hz"], p["f_hi_hz"], p["onset_hours_before"] * 3600.0,
+                                           p["end_hours_before"] * 3600.0)
+            else:
+                mask = np.zeros(spec.axes.shape, dtype=bool)
+            np.save(tmp / "masks" / f"{name}.npy", mask)
+            if axes_dict is None:
+                axes_dict = spec.axes.to_dict()
+                axes_dict["event_time"] = None
+            p = window.precursor or {}
+            rows.append({
+                "magnitude_class": mag, "azimuth_class": azi, "station": station, "date": date,
+                "path": f"spectrograms/{name}.npy", "event_time": event_time, "event_id": f"EV{i:05d}",
+                "mask_path": f"masks/{name}.npy",
+                "precursor_rms_nT": f"{p.get('rms_nT', 0.0):.4f}",
+                "precursor_band_hz": f"{p['f_lo_hz']:.5f}-{p['f_hi_hz']:.5f}" if p else "",
+                "precursor_theta_deg": f"{p['theta_deg']:.1f}" if p else "",
+            })
+        with open(tmp / "metadata.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        ClassMappings(list(MAGNITUDE_CLASSES), list(AZIMUTH_CLASSES)).save(tmp / "class_mappings.json")
+        atomic_write_json(tmp / "axes.json", axes_dict)
+        atomic_write_json(tmp / "generator.json", {"generator": asdict(cfg), "spectrogram": asdict(spectrogram),
+                                                   "hash": cfg.hash(spectrogram)})
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not (root / "metadata.csv").exists():
+                raise
+            log.info("another process created %s first; using it", root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("demo data set: %d samples in %s", len(rows), root)
+    return root

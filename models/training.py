@@ -1,0 +1,288 @@
+"""Training the two-head classifiers, and the demo-checkpoint cache.
+
+``python main.py task=train model=vgg16`` trains on the configured data set (demo or the users'
+CSV). Splits are stratified by magnitude class and grouped by event (``event_id`` column, else
+``date``) so no event leaks across splits; class imbalance is handled with balanced per-head
+sample weights; no augmentation (time reversal or frequency flips would be unphysical).
+The demo models are trained once per (model config, data set, seed) and cached atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from geomag.dataset import HEADS, ClassMappings, SampleRecord
+from geomag.errors import ConfigError
+from xai.io import atomic_path, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+# --------------------------------------------------------------------------- splits and weights
+def event_key(record: SampleRecord) -> str:
+    """Grouping key: samples of the same event stay in the same split."""
+    return str(record.extra.get("event_id") or record.date)
+
+
+def split_by_event(records: Sequence[SampleRecord], validation: float = 0.15, test: float = 0.15,
+                   seed: int = 0) -> dict[str, list[int]]:
+    """Indices per split, stratified by magnitude class, grouped by event."""
+    if not (0 <= validation < 1 and 0 <= test < 1 and validation + test < 1):
+        raise ConfigError(f"model.training: validation ({validation}) + test ({test}) fractions must be < 1")
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        groups.setdefault(event_key(record), []).append(index)
+    by_class: dict[str, list[str]] = {}
+    for key, members in groups.items():
+        by_class.setdefault(records[members[0]].magnitude_class, []).append(key)
+    out = {name: [] for name in SPLITS}
+    for cls in sorted(by_class):
+        keys = sorted(by_class[cls])
+        rng.shuffle(keys)
+        n = len(keys)
+        n_test = int(round(n * test))
+        n_val = int(round(n * validation))
+        for position, key in enumerate(keys):
+            split = "test" if position < n_test else "validation" if position < n_test + n_val else "train"
+            out[split].extend(groups[key])
+    return {name: sorted(indices) for name, indices in out.items()}
+
+
+def balanced_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-sample weights n / (k * count[class]) (scikit-learn's 'balanced' rule), mean 1."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    per_class = np.zeros(n_classes)
+    per_class[present] = len(labels) / (present.sum() * counts[present])
+    return per_class[labels].astype(np.float32)
+
+
+def model_class_mappings(data_mappings: ClassMappings, order: str) -> ClassMappings:
+    """The model's class order: the data set's ('natural') or alphabetical ('sorted')."""
+    if order == "natural":
+        return ClassMappings(list(data_mappings.magnitude_classes), list(data_mappings.azimuth_classes))
+    if order == "sorted":
+        return ClassMappings(sorted(data_mappings.magnitude_classes), sorted(data_mappings.azimuth_classes))
+    raise ConfigError(f"model.training.class_order: {order!r} is not 'natural' or 'sorted'")
+
+
+def confusion(true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> dict:
+    matrix = np.zeros((len(classes), len(classes)), dtype=int)
+    np.add.at(matrix, (true, pred), 1)
+    return {"classes": list(classes), "matrix": matrix.tolist(), "rows": "true", "columns": "predicted"}
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class TrainingResult:
+    model_file: Path
+    class_mappings_file: Path
+    evaluation: dict
+    history: dict
+
+
+class _LogEpochs:
+    """Keras callback that sends one line per epoch to the logger (Hydra log file)."""
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        class LogEpochs(keras.callbacks.Callback):
+            def __init__(self, total: int) -> None:
+                super().__init__()
+                self.total, self.start = total, time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                keys = ("loss", "magnitude_accuracy", "azimuth_accuracy", "val_loss",
+                        "val_magnitude_accuracy", "val_azimuth_accuracy")
+                text = " ".join(f"{k}={logs[k]:.3f}" for k in keys if k in logs)
+                log.info("epoch %d/%d (%.0f s): %s", epoch + 1, self.total, time.perf_counter() - self.start, text)
+
+        return LogEpochs(*args, **kwargs)
+
+
+def _prepared(bundle, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate([bundle.prepare(images[i:i + batch]) for i in range(0, len(images), batch)])
+
+
+def train_model(model_cfg: Mapping, source, out_dir: str | Path, seed: int = 0) -> TrainingResult:
+    """Train ``model_cfg`` on every sample of ``source``; write model, mappings, history, evaluation."""
+    import hydra
+    import keras
+
+    from models.builders import set_input_standardization
+    from models.loading import bundle_from_model
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    training = dict(model_cfg.get("training") or {})
+    records = source.records()
+    if source.class_mappings is None:
+        raise ConfigError("data: training needs the data set's class_mappings.json")
+    mappings = model_class_mappings(source.class_mappings, str(training.get("class_order", "natural")))
+    splits = split_by_event(records, float(training.get("validation_fraction", 0.15)),
+                            float(training.get("test_fraction", 0.15)), seed)
+    limit = training.get("max_train_samples")
+    if limit:
+        splits["train"] = splits["train"][: int(limit)]
+    log.info("split by event: %s", {k: len(v) for k, v in splits.items()})
+    keras.utils.set_random_seed(int(seed))
+    model = hydra.utils.instantiate(model_cfg["builder"], n_magnitude=len(mappings.magnitude_classes),
+                                    n_azimuth=len(mappings.azimuth_classes), _convert_="all")
+    bundle = bundle_from_model(model, mappings, name=model_cfg.get("name"),
+                               target_layer=model_cfg.get("target_layer"),
+                               preprocessing=model_cfg.get("preprocessing", "none"))
+    grids = np.stack([source.load(r).image for r in records]).astype(np.float32)
+    x = _prepared(bundle, grids)
+    del grids
+    labels = {head: np.array([mappings.index(head, r.true_class(head)) for r in records]) for head in HEADS}
+    train, val, test = (np.asarray(splits[name], dtype=int) for name in SPLITS)
+    mean = x[train].mean(axis=(0, 1, 2))
+    variance = x[train].var(axis=(0, 1, 2)) + 1e-6
+    set_input_standardization(model, mean, variance)
+    weights = {h: balanced_weights(labels[h][train], len(mappings.classes(h))) for h in HEADS}
+    from models.graph import output_names
+
+    order = [next(h for h in HEADS if bundle.heads[h] == name) for name in output_names(model)]
+    model.compile(
+        optimizer=keras.optimizers.Adam(float(training.get("learning_rate", 1e-3))),
+        loss=["sparse_categorical_crossentropy"] * len(order),
+        metrics=[["accuracy"]] * len(order),
+        jit_compile=bool(training.get("jit_compile", False)),
+    )
+    epochs = int(training.get("epochs", 10))
+    callbacks = [_LogEpochs(epochs)]
+    if len(val):
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=str(training.get("monitor", "val_loss")), patience=int(training.get("patience", 3)),
+            restore_best_weights=True, mode="auto"))
+    started = time.perf_counter()
+    history = model.fit(
+        x[train], [labels[h][train] for h in order], sample_weight=[weights[h] for h in order],
+        validation_data=(x[val], [labels[h][val] for h in order]) if len(val) else None,
+        batch_size=int(training.get("batch_size", 16)), epochs=epochs, shuffle=True,
+        verbose=1 if sys.stdout.isatty() else 2, callbacks=callbacks,
+    )
+    train_seconds = time.perf_counter() - started
+    evaluation = {"splits": {k: len(v) for k, v in splits.items()}, "train_seconds": round(train_seconds, 1),
+                  "epochs_run": len(history.history.get("loss", [])), "heads": {}}
+    held_out = test if len(test) else val
+    if len(held_out):
+        probs = bundle.predict_probabilities(x[held_out])
+        for head in HEADS:
+            truth = labels[head][held_out]
+            pred = probs[head].argmax(axis=1)
+            classes = mappings.classes(head)
+            counts = np.bincount(truth, minlength=len(classes))
+            evaluation["heads"][head] = {
+                "accuracy": float(np.mean(pred == truth)),
+                "majority_class_rate": float(counts.max() / counts.sum()),
+                "n": int(len(truth)),
+                "confusion": confusion(truth, pred, classes),
+            }
+            log.info("held-out %s accuracy %.3f (majority-class rate %.3f, n=%d)", head,
+                     evaluation["heads"][head]["accuracy"], evaluation["heads"][head]["majority_class_rate"],
+                     len(truth))
+    model_file = out_dir / "model.keras"
+    with atomic_path(model_file) as tmp:
+        model.save(tmp)
+    mappings_file = mappings.save(out_dir / "class_mappings.json")
+    history_dict = {k: [float(v) for v in values] for k, values in history.history.items()}
+    atomic_write_json(out_dir / "history.json", history_dict)
+    atomic_write_json(out_dir / "evaluation.json", evaluation)
+    atomic_write_text(out_dir / "split.csv", "sample,split\n" + "".join(
+        f"{records[i].name},{name}\n" for name in SPLITS for i in splits[name]))
+    return TrainingResult(model_file, mappings_file, evaluation, history_dict)
+
+
+def read_split(model_dir: str | Path) -> dict[str, str]:
+    """Sample name -> split, from a training output folder (empty if unknown)."""
+    path = Path(model_dir) / "split.csv"
+    if not path.is_file():
+        return {}
+    lines = path.read_text().splitlines()[1:]
+    return dict(line.rsplit(",", 1) for line in lines if "," in line)
+
+
+# --------------------------------------------------------------------------- demo cache
+def demo_model_key(model_cfg: Mapping, data_hash: str, seed: int) -> str:
+    payload = {"builder": dict(model_cfg["builder"]), "training": dict(model_cfg.get("training") or {}),
+               "preprocessing": model_cfg.get("preprocessing"), "data": data_hash, "seed": seed}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_demo_model(model_cfg: Mapping, source, cache_dir: str | Path, seed: int = 0) -> Path:
+    """Folder of the cached demo model for this config; trains it once if missing.
+
+    The cache key hashes the builder, training settings, data set hash and seed. Training runs
+    into a temporary folder that is renamed into place, under a file lock, so concurrent sweep
+    jobs neither corrupt nor duplicate it.
+    """
+    if isinstance(model_cfg, DictConfig):
+        model_cfg = OmegaConf.to_container(model_cfg, resolve=True)
+    key = demo_model_key(model_cfg, getattr(source, "hash", "csv"), seed)
+    root = Path(cache_dir) / "models"
+    final = root / f"{model_cfg['name']}-{key}"
+    if (final / "model.keras").is_file():
+        log.info("using cached demo model %s", final)
+        return final
+    with _file_lock(root / f".{model_cfg['name']}-{key}.lock"):
+        if (final / "model.keras").is_file():
+            return final
+        log.info("no cached demo model for %s: training it once (cached in %s)", model_cfg["name"], final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
+        try:
+            train_model(model_cfg, source, tmp, seed)
+            os.rename(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# --------------------------------------------------------------------------- Hydra task
+def run_training_task(cfg: DictConfig) -> TrainingResult:
+    """``python main.py task=train model=...``: train on ``cfg.data`` into the run folder."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from models.device import configure_devices
+
+    configure_devices(bool(cfg.runtime.mixed_precision))
+    source = hydra.utils.instantiate(cfg.data)
+    out_dir = Path(HydraConfig.get().runtime.output_dir) / str(cfg.model.name)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    result = train_model(model_cfg, source, out_dir, int(cfg.seed))
+    log.info("trained model written to %s", result.model_file)
+    return result

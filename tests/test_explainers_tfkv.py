@@ -1,0 +1,104 @@
+"""tf-keras-vis methods: the compiled model call reproduces plain tf-keras-vis, seeds, scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tf_keras_vis.gradcam as tfkv_gradcam_module
+from tf_keras_vis.saliency import Saliency as PlainSaliency
+from tf_keras_vis.utils.scores import CategoricalScore, InactiveScore
+
+from geomag.errors import ConfigError
+from models.graph import explanation_model
+from tests.test_explainers import HEADS, tiny_two_head_model
+from xai.explainers.gradcam_plus_plus import GradcamPlusPlus
+from xai.explainers.layercam import Layercam
+from xai.explainers.saliency import Saliency
+from xai.explainers.scorecam import Scorecam
+from xai.explainers.smoothgrad import SmoothGrad
+from xai.explainers.tfkv import CompiledScoresModel, TfkvGradcam
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_two_head_model(seed=7)
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(8).normal(size=(3, 32, 32, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("explainer_class", "options", "native"),
+    [
+        (Saliency, {}, (32, 32)),
+        (SmoothGrad, {"smooth_samples": 4, "smooth_noise": 0.3, "seed": 11}, (32, 32)),
+        (TfkvGradcam, {}, (7, 7)),
+        (GradcamPlusPlus, {}, (7, 7)),
+        (Layercam, {}, (7, 7)),
+        (Scorecam, {"max_N": 4, "batch_size": 5}, (7, 7)),
+    ],
+)
+def test_compiled_model_call_reproduces_plain_tf_keras_vis(model, images, explainer_class, options, native):
+    classes = np.array([1, 3, 0])
+    for head, _ in HEADS:
+        fast = explainer_class(model, compiled=True, **options)(images, head, classes)
+        plain = explainer_class(model, compiled=False, **options)(images, head, classes)
+        assert fast.maps.shape == (3, *native) and fast.maps.dtype == np.float32
+        assert np.abs(plain.maps).max() > 0, "degenerate test: plain maps are all zero"
+        np.testing.assert_allclose(fast.maps, plain.maps, rtol=1e-4, atol=1e-6 * np.abs(plain.maps).max())
+        np.testing.assert_array_equal(fast.class_indices, classes)
+    assert tfkv_gradcam_module.ModelModifier.__name__ == "ExtractIntermediateLayerForGradcam", (
+        "patch not undone"
+    )
+
+
+def test_saliency_equals_tf_keras_vis_called_directly(model, images):
+    """Our wrapper feeds tf-keras-vis the logits with one score per output head, in output order."""
+    graph = explanation_model(model, with_features=False)
+    import keras
+
+    scores_model = keras.Model(graph.model.inputs, [graph.model.output[h] for h, _ in HEADS])
+    expected = PlainSaliency(scores_model)(
+        [InactiveScore(), CategoricalScore([2, 2, 4])], images, normalize_map=False
+    )
+    result = Saliency(model)(images, "azimuth", [2, 2, 4])
+    assert result.score_kind == "logit"
+    np.testing.assert_allclose(result.maps, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_smoothgrad_is_deterministic_with_its_seed(model, images):
+    first = SmoothGrad(model, smooth_samples=3, seed=5)(images, "magnitude", 0).maps
+    np.random.default_rng().normal(size=10)  # unrelated random use in between
+    np.random.seed(123)
+    again = SmoothGrad(model, smooth_samples=3, seed=5)(images, "magnitude", 0).maps
+    other = SmoothGrad(model, smooth_samples=3, seed=6)(images, "magnitude", 0).maps
+    vanilla = Saliency(model)(images, "magnitude", 0).maps
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other) and not np.allclose(first, vanilla)
+
+
+def test_compiled_scores_model_traces_once(model, images):
+    explainer = Saliency(model)
+    for batch in (1, 2, 3):
+        explainer(images[:batch], "magnitude", np.zeros(batch, int))
+    compiled = explainer.vis_model()
+    assert isinstance(compiled, CompiledScoresModel)
+    assert compiled.function.experimental_get_tracing_count() == 1
+
+
+def test_scores_one_per_output_in_order(model):
+    scores = Saliency(model).scores("azimuth", np.array([4, 1]))
+    assert [type(s).__name__ for s in scores] == ["InactiveScore", "CategoricalScore"]
+    assert scores[1].indices == [4, 1]
+
+
+def test_option_checks(model):
+    with pytest.raises(ConfigError, match="smooth_samples"):
+        SmoothGrad(model, smooth_samples=0)
+    with pytest.raises(ConfigError, match="smooth_noise"):
+        SmoothGrad(model, smooth_noise=0.0)
+    with pytest.raises(ConfigError, match="max_N"):
+        Scorecam(model, max_N=13)  # the target layer has 12 channels
+    assert Scorecam(model, max_N=None).score_kind("magnitude") == "probability"

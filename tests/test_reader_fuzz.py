@@ -1,0 +1,140 @@
+"""Property-based fuzzing of the raw readers: bad bytes raise InputDataError, nothing else.
+
+Random bytes and mutated copies of the committed fixtures (byte flips, truncation, inserted
+garbage lines, corrupted gzip streams) go through :func:`geomag.readers.read_timeseries`.
+The only acceptable outcomes are a well-formed :class:`GeomagSeries` or an
+:class:`InputDataError` with a one-line message naming the file (warnings are fine).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geomag.bmkg import BLOCK_BYTES, HEADER_BYTES
+from geomag.errors import InputDataError
+from geomag.readers import read_timeseries
+from geomag.timeseries import GeomagSeries
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+IAGA = (FIXTURES / "wic_2018-08-29_Fgap_excerpt.sec").read_bytes()
+IAGA_LINES = IAGA.split(b"\n")
+BMKG_GZ = (FIXTURES / "S230101.LUT.gz").read_bytes()
+BMKG = gzip.decompress(BMKG_GZ)
+
+# FUZZ_EXAMPLES=2000 for a deeper local run; CI keeps ~100 per test
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+NAMES = st.sampled_from(["data.sec", "wic20180829.sec.gz", "S230101.LUT", "S230101.LUT.gz", "blob.bin"])
+
+
+def _read(data: bytes, name: str) -> None:
+    """Read ``data`` saved as ``name``; assert the outcome honours the error contract."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                series = read_timeseries(path)
+        except InputDataError as exc:
+            message = str(exc)
+            assert str(path) in message
+            assert "\n" not in message and "\r" not in message
+            return
+    assert isinstance(series, GeomagSeries)
+    assert len(series) > 0
+    stamps = series.times.astype(np.int64)
+    assert np.all(np.diff(stamps) > 0)
+    assert np.all(np.diff(stamps) == int(round(series.sampling_interval_s * 1000)))
+    for values in series.components.values():
+        assert values.dtype == np.float64 and values.shape == (len(series),)
+        assert not np.isinf(values).any()
+
+
+def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for position, value in flips:
+        out[position % len(out)] = value
+    return bytes(out)
+
+
+FLIPS = st.lists(st.tuples(st.integers(0, 10**7), st.integers(0, 255)), min_size=1, max_size=8)
+GARBAGE = st.one_of(
+    st.binary(max_size=80),
+    st.text(max_size=80).map(lambda s: s.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"2018-08-29 12:15:41.000 241 1 2 3 4", b"DATE TIME DOY A B", b"# comment |",
+                     b" Reported  HDZF |", b"\t", b"99999.00 " * 7]),
+)
+
+
+@FUZZ
+@given(data=st.binary(max_size=3000), name=NAMES, compress=st.booleans())
+def test_random_bytes(data: bytes, name: str, compress: bool):
+    _read(gzip.compress(data) if compress else data, name)
+
+
+@FUZZ
+@given(
+    mutation=st.one_of(
+        FLIPS.map(lambda f: ("flip", f)),
+        st.integers(0, len(IAGA)).map(lambda n: ("cut", n)),
+        st.tuples(st.integers(0, len(IAGA_LINES)), GARBAGE).map(lambda g: ("insert", g)),
+    ),
+    name=st.sampled_from(["wic.sec", "wic.sec.gz", "blob.bin"]),
+)
+def test_mutated_iaga(mutation, name: str):
+    kind, arg = mutation
+    if kind == "flip":
+        data = _flip(IAGA, arg)
+    elif kind == "cut":
+        data = IAGA[:arg]
+    else:
+        index, garbage = arg
+        data = b"\n".join(IAGA_LINES[:index] + [garbage] + IAGA_LINES[index:])
+    _read(gzip.compress(data) if name.endswith(".gz") else data, name)
+
+
+HEADER_FLIPS = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, HEADER_BYTES - 1), st.integers(0, 255)),
+    min_size=1,
+    max_size=4,
+)
+
+
+@FUZZ
+@given(
+    mutation=st.one_of(
+        FLIPS.map(lambda f: ("flip", f)),
+        HEADER_FLIPS.map(lambda f: ("header", f)),
+        st.integers(0, len(BMKG)).map(lambda n: ("cut", n)),
+        FLIPS.map(lambda f: ("gzflip", f)),
+        st.integers(0, len(BMKG_GZ)).map(lambda n: ("gzcut", n)),
+    ),
+    name=st.sampled_from(["S230101.LUT", "S230101.LUT.gz", "blob.bin"]),
+)
+def test_mutated_bmkg(mutation, name: str):
+    kind, arg = mutation
+    if kind == "flip":
+        data = _flip(BMKG, arg)
+    elif kind == "header":
+        data = _flip(BMKG, [(block * BLOCK_BYTES + offset, value) for block, offset, value in arg])
+    elif kind == "cut":
+        data = BMKG[:arg]
+    elif kind == "gzflip":
+        data = _flip(BMKG_GZ, arg)
+    else:
+        data = BMKG_GZ[:arg]
+    if kind in ("flip", "header", "cut") and name.endswith(".gz"):
+        data = gzip.compress(data)
+    _read(data, name)
