@@ -15,17 +15,28 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> None:
     from geomag.errors import PrecursorError
 
+    multirun = _in_multirun()
     try:
         task = hydra.utils.instantiate(cfg.task)
         task(cfg)
     except PrecursorError as error:
         log.error("%s", error)
-        from xai.runtime import record_failure
-
-        record_failure(cfg, error)
-        if not _in_multirun():
+        _record(cfg, error)
+        if not multirun:
             sys.exit(2)
-        raise
+        # in a sweep the job is recorded as failed and the sweep goes on; the comparison step
+        # lists it and the process exits non-zero at the end (xai.callbacks)
+    except Exception as error:
+        if not multirun:
+            raise
+        log.exception("job failed: %s", error)
+        _record(cfg, error)
+
+
+def _record(cfg: DictConfig, error: BaseException) -> None:
+    from xai.runtime import record_failure
+
+    record_failure(cfg, error)
 
 
 def _in_multirun() -> bool:

@@ -49,6 +49,7 @@ def _config(sweep: Path, **job):
     return OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}, "mode": RunMode.MULTIRUN,
                                        "runtime": {"output_dir": job.get("output_dir")},
                                        "job": {"num": job.get("num", 0)}},
+                             "task": {"_target_": job.get("task", "xai.tasks.explain.run")},
                              "model": {"name": job.get("model")}, "sample": job.get("sample")})
 
 
@@ -102,11 +103,21 @@ def test_on_job_end_records_failure_and_keeps_the_sweep_going(tmp_path, caplog):
     callback.on_job_end(_config(tmp_path / "multirun", output_dir=str(job_dir), model="x"), job_return=ret)
     assert json.loads((job_dir / "x" / "status.json").read_text()) == expected
     assert callback.failed_jobs[1]["error"] == "ZeroDivisionError: boom"
+    # a failed compare/train run is logged but gets no model status file
+    other = tmp_path / "compare_run"
+    other.mkdir()
+    ret = JobReturn()
+    ret.status = JobStatus.FAILED
+    ret.return_value = RuntimeError("compare broke")
+    callback.on_job_end(_config(tmp_path, output_dir=str(other), model="vgg16",
+                                task="xai.compare.run_compare_task"), job_return=ret)
+    assert not list(other.rglob("status.json"))
+    assert callback.failed_jobs[2]["error"] == "RuntimeError: compare broke"
     # successful jobs are left alone; keep_going=False leaves Hydra's failure in place
     ok = JobReturn()
     ok.status = JobStatus.COMPLETED
     callback.on_job_end(_config(tmp_path), job_return=ok)
-    assert len(callback.failed_jobs) == 2
+    assert len(callback.failed_jobs) == 3
     ret = JobReturn()
     ret.status = JobStatus.FAILED
     ret.return_value = RuntimeError("x")

@@ -83,9 +83,34 @@ def test_compiled_scores_model_traces_once(model, images):
     explainer = Saliency(model)
     for batch in (1, 2, 3):
         explainer(images[:batch], "magnitude", np.zeros(batch, int))
+    SmoothGrad(model, smooth_samples=2)(images[:2], "azimuth", 1)
     compiled = explainer.vis_model()
     assert isinstance(compiled, CompiledScoresModel)
-    assert compiled.function.experimental_get_tracing_count() == 1
+    assert compiled.forward_and_vjp.experimental_get_tracing_count() == 1
+    assert compiled.vjp.experimental_get_tracing_count() == 0, "the precomputed VJP should have been used"
+
+
+def test_unexpected_upstream_gets_its_own_vjp(model, images):
+    """The precomputed VJP is used only for the exact expected upstream; anything else is recomputed."""
+    import keras
+    import tensorflow as tf
+
+    explainer = Saliency(model)
+    compiled, plain = explainer.vis_model(), explainer.models.scores
+    x = tf.constant(images)
+    expected = explainer.expected_upstream("magnitude", np.array([0, 1, 2]))
+    weights = [tf.constant(np.random.default_rng(3).normal(size=u.shape), tf.float32) for u in expected]
+
+    def gradient(call):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.add_n([tf.reduce_sum(o * w) for o, w in zip(call(x), weights)])
+        return tape.gradient(total, x).numpy()
+
+    with compiled.expecting(expected):
+        fast = gradient(compiled)
+    np.testing.assert_allclose(fast, gradient(lambda t: keras.tree.flatten(plain(t))), rtol=1e-4, atol=1e-7)
+    assert compiled.vjp.experimental_get_tracing_count() == 1
 
 
 def test_scores_one_per_output_in_order(model):

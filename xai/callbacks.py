@@ -7,8 +7,8 @@
 **Failed jobs.** Hydra's basic sweeper re-raises the first failed job *before*
 ``on_multirun_end`` runs, so a single failure would silently skip the comparison. With
 ``keep_going=True`` (default) :meth:`CompareOnMultirunEnd.on_job_end` therefore logs the failed
-job's error (with its traceback when it is not a documented ``PrecursorError``), makes sure the
-job left a ``status.json`` (``{"status": "failed", "error", "model", "sample"}``, written only if
+job's error (with its traceback when it is not a documented ``PrecursorError``), makes sure an
+explain job left a ``status.json`` (``{"status": "failed", "error", "model", "sample"}``, written only if
 the job did not write one itself), and marks the job as completed for Hydra, so the remaining
 jobs and the comparison still run. At the end, :meth:`on_multirun_end` writes the comparison
 (which lists the failed and missing jobs), logs an error naming them and exits with status 1
@@ -85,7 +85,8 @@ class CompareOnMultirunEnd(Callback):
             message,
             exc_info=None if isinstance(error, PrecursorError) else (type(error), error, error.__traceback__),
         )
-        if job_dir:
+        task = _select(config, "task._target_")
+        if job_dir and (not task or "explain" in str(task)):  # train/compare runs leave no model results
             self._ensure_status_file(Path(job_dir), model, sample, message)
         if self.keep_going and _is_multirun(config):
             # Hydra's sweeper would re-raise this before on_multirun_end: the failure is reported there.

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny end-to-end runs of main.py and the location of ../shared."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+# Tiny but complete: 48-sample demo data set on a 32x32 grid, 32x32 backbones, one epoch.
+TINY = [
+    "data.generator.n_samples=48",
+    "spectrogram.grid=[32,32]",
+    "model.builder.input_shape=[32,32,3]",
+    "model.training.epochs=1",
+    "model.training.batch_size=8",
+    "xai.methods.smoothgrad.smooth_samples=2",
+]
+
+
+def run_main(args: list[str], cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``python main.py ARGS`` and return the completed process (text output)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"{SHARED}/data is absent (real data files only exist beside the project checkout)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """One demo cache (data set + demo checkpoints) shared by the end-to-end tests."""
+    return tmp_path_factory.mktemp("cache")
