@@ -223,9 +223,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         help="timed calls of SmoothGrad and the eager tf-keras-vis rows",
     )
     parser.add_argument("--smooth-samples", type=int, default=20)
-    parser.add_argument(
-        "--no-eager", action="store_true", help="skip the plain eager saliency/SmoothGrad rows"
-    )
+    parser.add_argument("--no-eager", action="store_true", help="skip the plain eager saliency/SmoothGrad rows")
     parser.add_argument("--no-render", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     args = parser.parse_args(argv)
@@ -239,11 +237,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     for kind in args.models:
         rows += benchmark_model(kind, args.size, args.batch, args.repeats, args.slow_repeats,
                                 args.smooth_samples, not args.no_eager, not args.no_render)  # fmt: skip
-    device = (
-        "GPU"
-        if tf.config.list_physical_devices("GPU")
-        else f"CPU ({platform.processor() or platform.machine()})"
-    )
+    device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({platform.processor() or platform.machine()})"
     header = (
         f"Explainer speed, {args.size}x{args.size}, batch {args.batch}, SmoothGrad N={args.smooth_samples}, "
         f"median of {args.repeats} (fast) / {args.slow_repeats} (slow) timed calls; "

@@ -55,7 +55,7 @@ class GeneratorConfig:
     magnitude_fractions: dict = field(
         default_factory=lambda: {"Normal": 0.12, "Moderate": 0.40, "Medium": 0.28, "Large": 0.20}
     )
-    precursor_rms_nT: dict = field(default_factory=lambda: {"Moderate": 0.5, "Medium": 1.2, "Large": 3.0})
+    precursor_rms_nT: dict = field(default_factory=lambda: {"Moderate": 0.6, "Medium": 1.7, "Large": 4.8})
     amplitude_scatter_log10: float = 0.08
     background_psd_10mHz: float = 0.49          # nT^2/Hz in H at 10 mHz (0.7 nT/sqrt(Hz))
     background_slope: float = 2.4

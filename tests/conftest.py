@@ -41,3 +41,11 @@ def shared_dir() -> Path:
 def tiny_cache(tmp_path_factory) -> Path:
     """One demo cache (data set + demo checkpoints) shared by the end-to-end tests."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_demo_run(tmp_path_factory, tiny_cache):
+    """``python main.py`` (default model) once on the tiny demo: trains and caches the demo model."""
+    run_dir = tmp_path_factory.mktemp("default_run")
+    proc = run_main([*TINY, f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={run_dir}"])
+    return proc, run_dir

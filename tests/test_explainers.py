@@ -45,9 +45,7 @@ def images() -> np.ndarray:
 
 def reference_gradcam(model: keras.Model, x: np.ndarray, head: str, classes: np.ndarray) -> np.ndarray:
     """Selvaraju et al. (2017) straight from the formula: full-model tape, mean-pooled grads, ReLU."""
-    probe = keras.Model(
-        model.inputs, [model.get_layer("feat").output, model.get_layer(f"{head}_logits").output]
-    )
+    probe = keras.Model(model.inputs, [model.get_layer("feat").output, model.get_layer(f"{head}_logits").output])
     maps = []
     for i in range(len(x)):
         with tf.GradientTape() as tape:
@@ -211,9 +209,7 @@ def test_skip_connection_across_target_layer_falls_back_to_full_tape(images):
     merged = keras.layers.Add()([early, feat])
     pooled = keras.layers.GlobalAveragePooling2D()(merged)
     outputs = [keras.layers.Dense(n, name=f"{h}_logits")(pooled) for h, n in HEADS]
-    model = keras.Model(
-        inputs, [keras.layers.Activation("softmax", name=h)(o) for (h, _), o in zip(HEADS, outputs)]
-    )
+    model = keras.Model(inputs, [keras.layers.Activation("softmax", name=h)(o) for (h, _), o in zip(HEADS, outputs)])
     classes = np.array([0, 1, 2, 3])
     result = GradCAM(model, target_layer="feat")(images, "magnitude", classes)
     np.testing.assert_allclose(result.maps, reference_gradcam(model, images, "magnitude", classes), atol=1e-6)

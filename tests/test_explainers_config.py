@@ -82,9 +82,7 @@ def test_every_method_config_instantiates_and_explains():
 
 
 def test_bad_method_option_is_a_config_error():
-    methods = OmegaConf.create(
-        {"smoothgrad": {"_target_": "xai.explainers.smoothgrad.SmoothGrad", "smooth_sample": 3}}
-    )
+    methods = OmegaConf.create({"smoothgrad": {"_target_": "xai.explainers.smoothgrad.SmoothGrad", "smooth_sample": 3}})
     with pytest.raises(ConfigError, match="smooth_sample"):
         build_explainers(methods, tiny_two_head_model())
     methods = OmegaConf.create({"nope": {"_target_": "xai.explainers.nope.Nope"}})

@@ -49,9 +49,7 @@ def test_compiled_model_call_reproduces_plain_tf_keras_vis(model, images, explai
         assert np.abs(plain.maps).max() > 0, "degenerate test: plain maps are all zero"
         np.testing.assert_allclose(fast.maps, plain.maps, rtol=1e-4, atol=1e-6 * np.abs(plain.maps).max())
         np.testing.assert_array_equal(fast.class_indices, classes)
-    assert tfkv_gradcam_module.ModelModifier.__name__ == "ExtractIntermediateLayerForGradcam", (
-        "patch not undone"
-    )
+    assert tfkv_gradcam_module.ModelModifier.__name__ == "ExtractIntermediateLayerForGradcam", "patch not undone"
 
 
 def test_saliency_equals_tf_keras_vis_called_directly(model, images):
@@ -60,9 +58,7 @@ def test_saliency_equals_tf_keras_vis_called_directly(model, images):
     import keras
 
     scores_model = keras.Model(graph.model.inputs, [graph.model.output[h] for h, _ in HEADS])
-    expected = PlainSaliency(scores_model)(
-        [InactiveScore(), CategoricalScore([2, 2, 4])], images, normalize_map=False
-    )
+    expected = PlainSaliency(scores_model)([InactiveScore(), CategoricalScore([2, 2, 4])], images, normalize_map=False)
     result = Saliency(model)(images, "azimuth", [2, 2, 4])
     assert result.score_kind == "logit"
     np.testing.assert_allclose(result.maps, expected, rtol=1e-4, atol=1e-7)

@@ -18,8 +18,8 @@ def _explain(tmp_path, cache, *extra):
     return proc, run_dir
 
 
-def test_default_run_writes_figures_heatmaps_and_json(tmp_path, tiny_cache):
-    proc, run_dir = _explain(tmp_path, tiny_cache)
+def test_default_run_writes_figures_heatmaps_and_json(tiny_demo_run):
+    proc, run_dir = tiny_demo_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = run_dir / "efficientnet"
     results = json.loads((folder / "visualization_results.json").read_text())
@@ -53,9 +53,8 @@ def test_default_run_writes_figures_heatmaps_and_json(tmp_path, tiny_cache):
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no staging leftovers
 
 
-def test_second_run_reuses_cached_model(tmp_path, tiny_cache):
-    first, _ = _explain(tmp_path / "a", tiny_cache)
-    assert first.returncode == 0, first.stderr[-3000:]
+def test_second_run_reuses_cached_model(tmp_path, tiny_cache, tiny_demo_run):
+    assert tiny_demo_run[0].returncode == 0
     second, _ = _explain(tmp_path / "b", tiny_cache)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "using cached demo model" in second.stderr + second.stdout
@@ -68,7 +67,7 @@ def test_second_run_reuses_cached_model(tmp_path, tiny_cache):
     ("xai.explained_class=Gigantic", "Gigantic"),
     ("model.target_layer=no_such_layer", "no_such_layer"),
 ])
-def test_bad_requests_fail_cleanly(tmp_path, tiny_cache, override, words):
+def test_bad_requests_fail_cleanly(tmp_path, tiny_cache, tiny_demo_run, override, words):
     proc, run_dir = _explain(tmp_path, tiny_cache, override)
     assert proc.returncode == 2, proc.stderr[-2000:]
     error_lines = [line for line in (proc.stderr + proc.stdout).splitlines() if "[ERROR]" in line]
@@ -77,3 +76,50 @@ def test_bad_requests_fail_cleanly(tmp_path, tiny_cache, override, words):
     assert results == []
     if run_dir.exists():
         assert not list(run_dir.rglob("*.png")) and not list(run_dir.rglob("*.npz"))
+
+
+def test_sweep_over_models_runs_comparison_and_compare_task_reproduces_it(tmp_path, tiny_cache):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_main(["-m", *TINY, f"paths.cache_dir={tiny_cache}", f"hydra.sweep.dir={sweep_dir}",
+                     "model=vgg16,efficientnet", "xai=gradcam"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comparison = sweep_dir / "comparison"
+    for name in ("comparison.json", "GRADCAM_COMPARISON_REPORT.md", "confidence_comparison.png"):
+        assert (comparison / name).is_file(), name
+    assert list(comparison.glob("*_comparison.png"))
+    data = json.loads((comparison / "comparison.json").read_text())
+    assert sorted(data["models"]) == ["efficientnet", "vgg16"]
+    again = run_main(["task=compare", f"task.folders=[{sweep_dir}]", f"task.out_dir={tmp_path / 'again'}",
+                      f"hydra.run.dir={tmp_path / 'compare_run'}", f"paths.cache_dir={tiny_cache}"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "again" / "comparison.json").read_text() == (comparison / "comparison.json").read_text()
+
+
+def test_sweep_with_a_corrupt_sample_finishes_other_jobs_and_exits_nonzero(tmp_path, tiny_cache, tiny_demo_run):
+    import csv
+    import shutil
+
+    # a private copy of the demo data set in which one sample's file is corrupt
+    demo = next((tiny_cache / "demo").iterdir())
+    data = tmp_path / "data"
+    shutil.copytree(demo, data)
+    rows = list(csv.DictReader(open(data / "metadata.csv")))
+    names = [f"{r['magnitude_class']}_{r['station']}_{r['date']}" for r in rows[:3]]
+    broken = data / rows[1]["path"]
+    broken.write_bytes(broken.read_bytes()[:100])
+    sweep_dir = tmp_path / "sweep"
+    proc = run_main(["-m", *TINY, f"paths.cache_dir={tiny_cache}", f"hydra.sweep.dir={sweep_dir}", "xai=gradcam",
+                     "data=csv", f"data.metadata_csv={data / 'metadata.csv'}", "data.axes_file=axes.json",
+                     f"model.file={_demo_model(tiny_cache) / 'model.keras'}",
+                     f"model.class_mappings={_demo_model(tiny_cache) / 'class_mappings.json'}",
+                     f"sample={','.join(names)}"])
+    assert proc.returncode != 0
+    statuses = list(sweep_dir.rglob("status.json"))
+    assert len(statuses) == 1 and names[1] in statuses[0].read_text()
+    assert len(list(sweep_dir.rglob("visualization_results.json"))) == 2
+    report = (sweep_dir / "comparison" / "GRADCAM_COMPARISON_REPORT.md").read_text()
+    assert "failed" in report.lower() and names[1] in report
+
+
+def _demo_model(cache):
+    return sorted((cache / "models").glob("efficientnet-*"))[0]

@@ -47,8 +47,6 @@ def build_explainers(
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ConfigError(f"xai.methods.{name}: cannot build the explainer: {first}") from error
         if not isinstance(explainer, Explainer):
-            raise ConfigError(
-                f"xai.methods.{name}: _target_ is not an explainer ({type(explainer).__name__})"
-            )
+            raise ConfigError(f"xai.methods.{name}: _target_ is not an explainer ({type(explainer).__name__})")
         explainers[name] = explainer
     return explainers

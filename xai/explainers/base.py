@@ -118,9 +118,7 @@ def resolve_graph(
     if _is_graph(model):
         graph = model
         if with_features and not getattr(graph, "has_features", FEATURES_KEY in graph.model.output):
-            raise ModelError(
-                None, "the explanation graph has no target-layer features (built with_features=False)"
-            )
+            raise ModelError(None, "the explanation graph has no target-layer features (built with_features=False)")
         if target_layer is not None and graph.target_layer not in (None, target_layer):
             raise ConfigError(
                 f"target_layer '{target_layer}' differs from the explanation graph's '{graph.target_layer}'"
@@ -206,9 +204,7 @@ class Explainer(ABC):
 
     def check_head(self, head: str) -> str:
         if head not in self.heads:
-            raise ConfigError(
-                f"unknown head '{head}' for method '{self.name}'; heads: {', '.join(self.heads)}"
-            )
+            raise ConfigError(f"unknown head '{head}' for method '{self.name}'; heads: {', '.join(self.heads)}")
         return head
 
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
@@ -230,14 +226,10 @@ class Explainer(ABC):
         if classes.ndim == 0:
             classes = np.full(batch, classes)
         if classes.shape != (batch,) or (classes.size and not np.issubdtype(classes.dtype, np.integer)):
-            raise ConfigError(
-                f"class indices for head '{head}' must be {batch} integers, got {class_indices!r}"
-            )
+            raise ConfigError(f"class indices for head '{head}' must be {batch} integers, got {class_indices!r}")
         bad = classes[(classes < 0) | (classes >= n)]
         if bad.size:
-            raise ConfigError(
-                f"class index {int(bad[0])} out of range for head '{head}' ({n} classes: 0..{n - 1})"
-            )
+            raise ConfigError(f"class index {int(bad[0])} out of range for head '{head}' ({n} classes: 0..{n - 1})")
         return classes.astype(np.int32)
 
     def predicted_classes(self, inputs: np.ndarray, head: str) -> np.ndarray:
@@ -257,9 +249,7 @@ class Explainer(ABC):
         """Wrap raw maps, refusing non-finite values or a wrong shape."""
         array = np.asarray(maps, dtype=np.float32)
         if array.ndim != 3 or array.shape[0] != classes.shape[0]:
-            raise ModelError(
-                None, f"method '{self.name}' produced maps of shape {array.shape}, expected (B, h, w)"
-            )
+            raise ModelError(None, f"method '{self.name}' produced maps of shape {array.shape}, expected (B, h, w)")
         if not np.isfinite(array).all():
             raise ModelError(None, f"method '{self.name}' produced non-finite values for head '{head}'")
         return Explanation(

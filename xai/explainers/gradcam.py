@@ -63,9 +63,7 @@ class GradCAM(Explainer):
         try:
             return keras.Model(self._features, self.graph.model.output[head], name=f"gradcam_{head}_head")
         except ValueError:
-            log.info(
-                "head %s reads tensors other than %s: Grad-CAM tapes the full graph", head, self.target_layer
-            )
+            log.info("head %s reads tensors other than %s: Grad-CAM tapes the full graph", head, self.target_layer)
             return None
 
     def compiled_function(self, head: str) -> tf.types.experimental.PolymorphicFunction:

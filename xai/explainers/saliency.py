@@ -26,11 +26,7 @@ class Saliency(TfkvExplainer):
     def run(self, x: np.ndarray, head: str, classes: np.ndarray) -> np.ndarray:
         visualizer = TfkvSaliency(self.vis_model())
         # compiled: the VJP of exactly these scores comes with the compiled forward pass
-        hint = (
-            self.models.compiled.expecting(self.expected_upstream(head, classes)) if self.compiled else None
-        )
+        hint = self.models.compiled.expecting(self.expected_upstream(head, classes)) if self.compiled else None
         with hint or contextlib.nullcontext():
-            maps = visualizer(
-                self.scores(head, classes), x, normalize_map=False, keepdims=False, **self.call_options()
-            )
+            maps = visualizer(self.scores(head, classes), x, normalize_map=False, keepdims=False, **self.call_options())
         return self.to_numpy(maps)

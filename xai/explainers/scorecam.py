@@ -42,21 +42,15 @@ class Scorecam(TfkvCamExplainer):
     ) -> None:
         super().__init__(model, target_layer=target_layer, heads=heads, compiled=compiled, **options)
         channels = int(self.graph.model.output["features"].shape[-1])
-        if max_N is not None and (
-            isinstance(max_N, bool) or int(max_N) != max_N or not 1 <= int(max_N) <= channels
-        ):
-            raise ConfigError(
-                f"method scorecam: max_N must be an integer in 1..{channels} (or null), got {max_N!r}"
-            )
+        if max_N is not None and (isinstance(max_N, bool) or int(max_N) != max_N or not 1 <= int(max_N) <= channels):
+            raise ConfigError(f"method scorecam: max_N must be an integer in 1..{channels} (or null), got {max_N!r}")
         if int(batch_size) < 1:
             raise ConfigError(f"method scorecam: batch_size must be >= 1, got {batch_size!r}")
         self.max_N = None if max_N is None else int(max_N)
         self.batch_size = int(batch_size)
         for head, kind in self.graph.score_kind.items():
             if kind != SCORE_LOGIT:
-                log.warning(
-                    "scorecam: head %s has no reachable logits; its probabilities get a second softmax", head
-                )
+                log.warning("scorecam: head %s has no reachable logits; its probabilities get a second softmax", head)
 
     def score_kind(self, head: str) -> str:
         return SCORE_PROBABILITY

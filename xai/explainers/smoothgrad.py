@@ -34,14 +34,8 @@ class SmoothGrad(Saliency):
         compiled: bool = True,
         **options: Any,
     ) -> None:
-        if (
-            isinstance(smooth_samples, bool)
-            or int(smooth_samples) != smooth_samples
-            or int(smooth_samples) < 1
-        ):
-            raise ConfigError(
-                f"method smoothgrad: smooth_samples must be a positive integer, got {smooth_samples!r}"
-            )
+        if isinstance(smooth_samples, bool) or int(smooth_samples) != smooth_samples or int(smooth_samples) < 1:
+            raise ConfigError(f"method smoothgrad: smooth_samples must be a positive integer, got {smooth_samples!r}")
         if not float(smooth_noise) > 0.0:
             raise ConfigError(f"method smoothgrad: smooth_noise must be > 0, got {smooth_noise!r}")
         super().__init__(model, target_layer=target_layer, heads=heads, compiled=compiled, **options)

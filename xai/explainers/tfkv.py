@@ -126,10 +126,13 @@ class CompiledScoresModel:
 
         @tf.custom_gradient
         def call(inputs: tf.Tensor):
+            # stop_gradient: the surrounding tape must not record (and later differentiate) the
+            # compiled call itself; this custom op carries the gradient
+            frozen = tf.stop_gradient(inputs)
             if expected is None:
-                outputs, precomputed = self.function(inputs), None
+                outputs, precomputed = self.function(frozen), None
             else:
-                outputs, precomputed = self.forward_and_vjp(inputs, *expected)
+                outputs, precomputed = self.forward_and_vjp(frozen, *expected)
 
             def grad(*upstream: tf.Tensor, variables: Sequence[Any] | None = None):
                 filled = [tf.zeros_like(o) if u is None else u for o, u in zip(outputs, upstream)]
@@ -137,7 +140,7 @@ class CompiledScoresModel:
                     u.shape == e.shape and bool(tf.reduce_all(u == e)) for u, e in zip(filled, expected)
                 ):
                     return precomputed, _no_variable_grads(variables)
-                return self.vjp(inputs, *filled), _no_variable_grads(variables)
+                return self.vjp(frozen, *filled), _no_variable_grads(variables)
 
             return outputs, grad
 
@@ -186,9 +189,7 @@ class CompiledCamModel:
         other = object.__new__(CompiledCamModel)
         other.__dict__.update(self.__dict__)
         other.include_model_outputs = include_model_outputs
-        other.outputs = (
-            [*self.head.outputs, self.trunk.outputs[0]] if include_model_outputs else self.trunk.outputs
-        )
+        other.outputs = [*self.head.outputs, self.trunk.outputs[0]] if include_model_outputs else self.trunk.outputs
         return other
 
     def _features(self, x: tf.Tensor) -> tf.Tensor:
@@ -197,7 +198,7 @@ class CompiledCamModel:
             def grad(upstream: tf.Tensor, variables: Sequence[Any] | None = None):
                 return None, _no_variable_grads(variables)
 
-            return self.trunk_function(inputs), grad
+            return self.trunk_function(tf.stop_gradient(inputs)), grad
 
         return trunk(x)
 
@@ -213,9 +214,7 @@ def cam_model_override(provider: Any) -> Iterator[None]:
     """Within the block, tf-keras-vis' CAM classes take their ``[scores..., features]`` model
     from ``provider(include_model_outputs)`` instead of ``ExtractIntermediateLayerForGradcam``."""
 
-    def modifier(
-        penultimate_layer: Any = None, seek_conv_layer: bool = True, include_model_outputs: bool = True
-    ):
+    def modifier(penultimate_layer: Any = None, seek_conv_layer: bool = True, include_model_outputs: bool = True):
         return lambda model: provider(include_model_outputs)
 
     with _PATCH_LOCK:
@@ -236,9 +235,7 @@ class TfkvModels:
         self.graph = graph
         self.heads = tuple(heads)
         model = graph.model
-        self.scores = keras.Model(
-            model.inputs, [model.output[h] for h in self.heads], name=f"{model.name}_scores"
-        )
+        self.scores = keras.Model(model.inputs, [model.output[h] for h in self.heads], name=f"{model.name}_scores")
         self._compiled: CompiledScoresModel | None = None
         self._cam: CompiledCamModel | None | bool = False  # False = not built yet
 
