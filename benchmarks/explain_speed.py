@@ -8,14 +8,18 @@ the same batch and class indices:
 * ``input_gradient``: one compiled ``GradientTape`` gradient of one head score w.r.t. the input;
 * ``gradcam``: our compiled Grad-CAM; ``tfkv_gradcam``: tf-keras-vis ``Gradcam``, plain, same
   layer, head and classes;
-* ``saliency`` / ``smoothgrad``: tf-keras-vis Saliency / SmoothGrad (N noisy copies) as the
-  project runs them (compiled model call) and ``*_eager``: plain tf-keras-vis for reference;
+* ``saliency`` / ``smoothgrad``: tf-keras-vis Saliency / SmoothGrad (``--smooth-samples`` N
+  noisy copies) as the project runs them (compiled model call) and ``*_eager``: plain eager
+  tf-keras-vis for reference (SmoothGrad with ``--eager-smooth-samples``, default 4: at N=20 the
+  eager VGG16 row alone would take minutes per call);
 * ``render``: wall time of :func:`xai.render.render_sample_figure` for one sample.
 
-Every function is called once to warm up (tracing) before timing; methods are timed round-robin
-(so a noisy shared machine slows all of them alike) and the median is reported.  Ratios are to
-the forward pass and to each method's floor: Grad-CAM's floor is the forward pass, saliency's one
-input gradient, SmoothGrad's N input gradients.  The table is logged and written as JSON and
+Every compiled function is called once to warm up (tracing) before timing (SmoothGrad reuses
+saliency's compiled functions; eager rows have nothing to trace).  Methods are timed round-robin,
+so a noisy shared machine slows all of them alike, and the median is reported: ``--repeats``
+timed calls for the fast rows, ``--slow-repeats`` for SmoothGrad and the eager rows.  Ratios are
+to the forward pass and to each method's floor: Grad-CAM's floor is the forward pass, saliency's
+one input gradient, SmoothGrad's N input gradients.  The table is logged and written as JSON and
 Markdown next to ``--out``.
 """
 
@@ -60,14 +64,16 @@ class Job:
     name: str
     call: Callable[[], object]
     repeats: int
+    warm: bool = True  # False: nothing to trace (eager) or already traced by another job
     samples: list[float] = field(default_factory=list)
 
 
 def _run_round_robin(jobs: Sequence[Job]) -> None:
     """Warm every job up once, then time them in turns until each has its repeats."""
     for job in jobs:
-        log.info("  warm-up %s", job.name)
-        job.call()
+        if job.warm:
+            log.info("  warm-up %s", job.name)
+            job.call()
     for round_index in range(max(job.repeats for job in jobs)):
         for job in jobs:
             if round_index < job.repeats:
@@ -110,9 +116,8 @@ def _render_seconds(gradcam, saliency, x: np.ndarray, classes: np.ndarray) -> tu
         return time.perf_counter() - start, "one sample, 2 heads x 3 methods, 112x112 grid"
 
 
-def benchmark_model(kind: str, size: int, batch: int, repeats: int, slow_repeats: int,
-                    smooth_samples: int, eager: bool, render: bool) -> list[Row]:  # fmt: skip
-    """Time every method for one architecture; returns the table rows."""
+def benchmark_model(kind: str, args: argparse.Namespace) -> list[Row]:
+    """Time every method for one architecture (settings from the command line); returns the rows."""
     import tensorflow as tf
 
     from models import builders
@@ -122,6 +127,8 @@ def benchmark_model(kind: str, size: int, batch: int, repeats: int, slow_repeats
     from xai.explainers.smoothgrad import SmoothGrad
     from xai.explainers.tfkv import TfkvGradcam
 
+    size, batch, repeats, slow_repeats = args.size, args.batch, args.repeats, args.slow_repeats
+    smooth_samples, eager_smooth_samples = args.smooth_samples, args.eager_smooth_samples
     model = getattr(builders, BUILDERS[kind])(input_shape=(size, size, 3), weights=None, seed=0)
     graph = explanation_model(model, target_layer=TARGET_LAYERS[kind])
     x = np.random.default_rng(1).normal(size=(batch, size, size, 3)).astype(np.float32)
@@ -141,7 +148,7 @@ def benchmark_model(kind: str, size: int, batch: int, repeats: int, slow_repeats
     ours, theirs = GradCAM(graph), TfkvGradcam(graph)
     saliency, saliency_eager = Saliency(graph), Saliency(graph, compiled=False)
     smooth = SmoothGrad(graph, smooth_samples=smooth_samples)
-    smooth_eager = SmoothGrad(graph, smooth_samples=smooth_samples, compiled=False)
+    smooth_eager = SmoothGrad(graph, smooth_samples=eager_smooth_samples, compiled=False)
 
     jobs = [
         Job("forward", lambda: [t.numpy() for t in forward(x_tensor)], repeats),
@@ -149,12 +156,13 @@ def benchmark_model(kind: str, size: int, batch: int, repeats: int, slow_repeats
         Job("gradcam", lambda: ours(x, HEAD, classes), repeats),
         Job("tfkv_gradcam", lambda: theirs(x, HEAD, classes), repeats),
         Job("saliency", lambda: saliency(x, HEAD, classes), repeats),
-        Job("smoothgrad", lambda: smooth(x, HEAD, classes), slow_repeats),
+        # SmoothGrad shares saliency's compiled functions (same graph): already traced
+        Job("smoothgrad", lambda: smooth(x, HEAD, classes), slow_repeats, warm=False),
     ]
-    if eager:
+    if not args.no_eager:
         jobs += [
-            Job("saliency_eager", lambda: saliency_eager(x, HEAD, classes), slow_repeats),
-            Job("smoothgrad_eager", lambda: smooth_eager(x, HEAD, classes), slow_repeats),
+            Job("saliency_eager", lambda: saliency_eager(x, HEAD, classes), slow_repeats, warm=False),
+            Job("smoothgrad_eager", lambda: smooth_eager(x, HEAD, classes), slow_repeats, warm=False),
         ]
     log.info("%s %dx%d batch %d: timing %s", kind, size, size, batch, ", ".join(j.name for j in jobs))
     _run_round_robin(jobs)
@@ -166,7 +174,7 @@ def benchmark_model(kind: str, size: int, batch: int, repeats: int, slow_repeats
         "saliency": ("1 input_gradient", t_grad, 1.5),
         "saliency_eager": ("1 input_gradient", t_grad, None),
         "smoothgrad": (f"{smooth_samples} input_gradient", smooth_samples * t_grad, 1.5),
-        "smoothgrad_eager": (f"{smooth_samples} input_gradient", smooth_samples * t_grad, None),
+        "smoothgrad_eager": (f"{eager_smooth_samples} input_gradient", eager_smooth_samples * t_grad, None),
     }
     rows = []
     for job in jobs:
@@ -184,7 +192,7 @@ def benchmark_model(kind: str, size: int, batch: int, repeats: int, slow_repeats
             goal=">= 5x (EfficientNet-B0)" if kind == "efficientnet" else "",
             ok=(speedup >= 5.0) if kind == "efficientnet" else None)
     )  # fmt: skip
-    if render:
+    if not args.no_render:
         seconds, note = _render_seconds(ours, saliency, x, classes)
         rows.append(Row(kind, "render", seconds, 1 if seconds is not None else 0, note=note))
     return rows
@@ -222,24 +230,28 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         default=1,
         help="timed calls of SmoothGrad and the eager tf-keras-vis rows",
     )
-    parser.add_argument("--smooth-samples", type=int, default=20)
+    parser.add_argument("--smooth-samples", type=int, default=20, help="N of the project's SmoothGrad")
+    parser.add_argument(
+        "--eager-smooth-samples", type=int, default=4, help="N of the (slow) plain eager SmoothGrad reference row"
+    )
     parser.add_argument("--no-eager", action="store_true", help="skip the plain eager saliency/SmoothGrad rows")
     parser.add_argument("--no-render", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if min(args.repeats, args.slow_repeats, args.batch, args.smooth_samples) < 1 or args.size < 32:
-        parser.error("--repeats, --slow-repeats, --batch, --smooth-samples must be >= 1 and --size >= 32")
+    counts = (args.repeats, args.slow_repeats, args.batch, args.smooth_samples, args.eager_smooth_samples)
+    if min(counts) < 1 or args.size < 32:
+        parser.error("--repeats, --slow-repeats, --batch and the smooth samples must be >= 1, --size >= 32")
 
     import tensorflow as tf
 
     rows: list[Row] = []
     for kind in args.models:
-        rows += benchmark_model(kind, args.size, args.batch, args.repeats, args.slow_repeats,
-                                args.smooth_samples, not args.no_eager, not args.no_render)  # fmt: skip
+        rows += benchmark_model(kind, args)
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({platform.processor() or platform.machine()})"
     header = (
-        f"Explainer speed, {args.size}x{args.size}, batch {args.batch}, SmoothGrad N={args.smooth_samples}, "
+        f"Explainer speed, {args.size}x{args.size}, batch {args.batch}, SmoothGrad N={args.smooth_samples} "
+        f"(eager reference N={args.eager_smooth_samples}), "
         f"median of {args.repeats} (fast) / {args.slow_repeats} (slow) timed calls; "
         f"tensorflow {tf.__version__}, {device}"
     )

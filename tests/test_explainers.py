@@ -49,7 +49,7 @@ def reference_gradcam(model: keras.Model, x: np.ndarray, head: str, classes: np.
     maps = []
     for i in range(len(x)):
         with tf.GradientTape() as tape:
-            features, logits = probe(x[i : i + 1], training=False)
+            features, logits = probe([x[i : i + 1]], training=False)
             score = logits[0, int(classes[i])]
         grads = tape.gradient(score, features)[0].numpy()
         weights = grads.mean(axis=(0, 1))

@@ -17,7 +17,7 @@ from typing import Any
 from tf_keras_vis.scorecam import Scorecam as TfkvScorecam
 
 from geomag.errors import ConfigError
-from models.graph import SCORE_LOGIT, SCORE_PROBABILITY
+from models.graph import FEATURES_KEY, SCORE_LOGIT, SCORE_PROBABILITY
 from xai.explainers.base import DEFAULT_HEADS
 from xai.explainers.tfkv import TfkvCamExplainer
 
@@ -41,7 +41,7 @@ class Scorecam(TfkvCamExplainer):
         **options: Any,
     ) -> None:
         super().__init__(model, target_layer=target_layer, heads=heads, compiled=compiled, **options)
-        channels = int(self.graph.model.output["features"].shape[-1])
+        channels = int(self.graph.model.output[FEATURES_KEY].shape[-1])
         if max_N is not None and (isinstance(max_N, bool) or int(max_N) != max_N or not 1 <= int(max_N) <= channels):
             raise ConfigError(f"method scorecam: max_N must be an integer in 1..{channels} (or null), got {max_N!r}")
         if int(batch_size) < 1:
