@@ -16,11 +16,13 @@ the same batch and class indices:
 
 Every compiled function is called once to warm up (tracing) before timing (SmoothGrad reuses
 saliency's compiled functions; eager rows have nothing to trace).  Methods are timed round-robin,
-so a noisy shared machine slows all of them alike, and the median is reported: ``--repeats``
-timed calls for the fast rows, ``--slow-repeats`` for SmoothGrad and the eager rows.  Ratios are
-to the forward pass and to each method's floor: Grad-CAM's floor is the forward pass, saliency's
-one input gradient, SmoothGrad's N input gradients.  The table is logged and written as JSON and
-Markdown next to ``--out``.
+so a noisy shared machine slows all of them alike, and the median time is reported:
+``--repeats`` timed calls for the fast rows, ``--slow-repeats`` for SmoothGrad and the eager
+rows.  Ratios are to the forward pass and to each method's floor (Grad-CAM's floor is the forward
+pass, saliency's one input gradient, SmoothGrad's N input gradients), each the median over rounds
+of the ratio of two timings taken in the same round (paired, so a load change between rounds
+cancels out; rows with fewer timed calls than their floor use the ratio of the medians).  The
+table is logged and written as JSON and Markdown next to ``--out``.
 """
 
 from __future__ import annotations
@@ -167,26 +169,37 @@ def benchmark_model(kind: str, args: argparse.Namespace) -> list[Row]:
     log.info("%s %dx%d batch %d: timing %s", kind, size, size, batch, ", ".join(j.name for j in jobs))
     _run_round_robin(jobs)
     median = {job.name: statistics.median(job.samples) for job in jobs}
-    t_forward, t_grad = median["forward"], median["input_gradient"]
+    samples = {job.name: job.samples for job in jobs}
+
+    def paired_ratio(name: str, floor_name: str, multiplier: int = 1) -> float:
+        """Median over rounds of (time / floor time of the same round): robust to load changes.
+
+        Rows timed fewer times than their floor (the slow rows) use the ratio of the medians.
+        """
+        if len(samples[name]) < len(samples[floor_name]):
+            return median[name] / (multiplier * median[floor_name])
+        pairs = zip(samples[name], samples[floor_name])
+        return statistics.median(t / (multiplier * f) for t, f in pairs)
+
     floors = {
-        "gradcam": ("forward", t_forward, 1.3),
-        "tfkv_gradcam": ("forward", t_forward, None),
-        "saliency": ("1 input_gradient", t_grad, 1.5),
-        "saliency_eager": ("1 input_gradient", t_grad, None),
-        "smoothgrad": (f"{smooth_samples} input_gradient", smooth_samples * t_grad, 1.5),
-        "smoothgrad_eager": (f"{eager_smooth_samples} input_gradient", eager_smooth_samples * t_grad, None),
+        "gradcam": ("forward", "forward", 1, 1.3),
+        "tfkv_gradcam": ("forward", "forward", 1, None),
+        "saliency": ("1 input_gradient", "input_gradient", 1, 1.5),
+        "saliency_eager": ("1 input_gradient", "input_gradient", 1, None),
+        "smoothgrad": (f"{smooth_samples} input_gradient", "input_gradient", smooth_samples, 1.5),
+        "smoothgrad_eager": (f"{eager_smooth_samples} input_gradient", "input_gradient", eager_smooth_samples, None),
     }
     rows = []
     for job in jobs:
-        seconds = median[job.name]
-        row = Row(kind, job.name, seconds, len(job.samples), seconds / t_forward, samples=job.samples)
+        row = Row(kind, job.name, median[job.name], len(job.samples), paired_ratio(job.name, "forward"))
+        row.samples = job.samples
         if job.name in floors:
-            floor, floor_seconds, limit = floors[job.name]
-            row.floor, row.ratio_floor = floor, seconds / floor_seconds
+            label, floor_name, multiplier, limit = floors[job.name]
+            row.floor, row.ratio_floor = label, paired_ratio(job.name, floor_name, multiplier)
             if limit is not None:
                 row.goal, row.ok = f"<= {limit}x floor", row.ratio_floor <= limit
         rows.append(row)
-    speedup = median["tfkv_gradcam"] / median["gradcam"]
+    speedup = 1.0 / paired_ratio("gradcam", "tfkv_gradcam")
     rows.append(
         Row(kind, "gradcam_speedup_vs_tfkv", None, 0, note=f"{speedup:.1f}x faster than tf-keras-vis Gradcam",
             goal=">= 5x (EfficientNet-B0)" if kind == "efficientnet" else "",

@@ -269,8 +269,17 @@ def _fit(model, x, labels, weights, train, val, epochs, learning_rate, training)
     from models.graph import output_names
 
     order = list(output_names(model))
+    batch_size = int(training.get("batch_size", 16))
+    schedule = str(training.get("schedule", "cosine"))
+    if schedule == "cosine":  # Loshchilov & Hutter 2017 (SGDR), without restarts
+        steps = max(1, epochs * int(np.ceil(len(train) / batch_size)))
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    elif schedule == "constant":
+        rate = learning_rate
+    else:
+        raise ConfigError(f"model.training.schedule: {schedule!r} is not 'cosine' or 'constant'")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(rate),
         loss=["sparse_categorical_crossentropy"] * len(order),
         metrics=[["accuracy"]] * len(order),
         jit_compile=bool(training.get("jit_compile", False)),
@@ -283,7 +292,7 @@ def _fit(model, x, labels, weights, train, val, epochs, learning_rate, training)
     history = model.fit(
         x[train], [labels[h][train] for h in order], sample_weight=[weights[h] for h in order],
         validation_data=(x[val], [labels[h][val] for h in order]) if len(val) else None,
-        batch_size=int(training.get("batch_size", 16)), epochs=epochs, shuffle=True,
+        batch_size=batch_size, epochs=epochs, shuffle=True,
         verbose=1 if sys.stdout.isatty() else 2, callbacks=callbacks,
     )
     return history.history

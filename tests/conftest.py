@@ -18,6 +18,7 @@ TINY = [
     "spectrogram.grid=[32,32]",
     "model.builder.input_shape=[32,32,3]",
     "model.training.epochs=1",
+    "model.training.stages=[]",
     "model.training.batch_size=8",
     "xai.methods.smoothgrad.smooth_samples=2",
 ]

@@ -11,6 +11,7 @@ from tf_keras_vis.utils.scores import CategoricalScore, InactiveScore
 from geomag.errors import ConfigError
 from models.graph import explanation_model
 from tests.test_explainers import HEADS, tiny_two_head_model
+from xai.explainers.gradcam import GradCAM
 from xai.explainers.gradcam_plus_plus import GradcamPlusPlus
 from xai.explainers.layercam import Layercam
 from xai.explainers.saliency import Saliency
@@ -123,3 +124,27 @@ def test_option_checks(model):
     with pytest.raises(ConfigError, match="max_N"):
         Scorecam(model, max_N=13)  # the target layer has 12 channels
     assert Scorecam(model, max_N=None).score_kind("magnitude") == "probability"
+
+
+def test_nested_target_layer_all_gradcams_agree(images):
+    """A target inside a nested sub-model ("backbone/feat"): ours, plain and compiled tf-keras-vis agree."""
+    import keras
+
+    keras.utils.set_random_seed(12)
+    inner_in = keras.Input((32, 32, 3))
+    y = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="c1")(inner_in)
+    y = keras.layers.Conv2D(12, 3, strides=2, activation="relu", name="feat")(y)
+    backbone = keras.Model(inner_in, y, name="backbone")
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+    outputs = [
+        keras.layers.Activation("softmax", name=h)(keras.layers.Dense(n, name=f"{h}_logits")(pooled)) for h, n in HEADS
+    ]
+    model = keras.Model(inputs, outputs)
+    classes = np.array([0, 2, 3])
+    ours = GradCAM(model, target_layer="backbone/feat")(images, "magnitude", classes).maps
+    plain = TfkvGradcam(model, target_layer="backbone/feat")(images, "magnitude", classes).maps
+    fast = TfkvGradcam(model, target_layer="backbone/feat", compiled=True)(images, "magnitude", classes).maps
+    assert ours.shape == (3, 7, 7) and ours.max() > 0
+    np.testing.assert_allclose(plain, ours, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(fast, ours, rtol=1e-4, atol=1e-7)

@@ -104,7 +104,10 @@ _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _is_graph(obj: object) -> bool:
     return isinstance(obj, ExplanationGraph) or (
-        hasattr(obj, "model") and hasattr(obj, "score_kind") and hasattr(obj, "target_layer")
+        not hasattr(obj, "explanation_graph")
+        and hasattr(obj, "model")
+        and hasattr(obj, "score_kind")
+        and hasattr(obj, "target_layer")
     )
 
 

@@ -174,6 +174,7 @@ def _explain_group(records, loaded, bundle, explainers, heads, spec, folder, ren
                 "true": true,
                 "correct": (prediction == true) if true in classes else None,
                 "score": bundle.explanation_graph().score_kind[head],
+                "method_scores": {name: ex.score_kind for name, (ex, _, _) in maps_by_method.items()},
                 "attention": {},
             }
             for name, (explanation, on_grid, display) in maps_by_method.items():
