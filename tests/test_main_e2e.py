@@ -103,7 +103,8 @@ def test_sweep_with_a_corrupt_sample_finishes_other_jobs_and_exits_nonzero(tmp_p
     demo = next((tiny_cache / "demo").iterdir())
     data = tmp_path / "data"
     shutil.copytree(demo, data)
-    rows = list(csv.DictReader(open(data / "metadata.csv")))
+    with open(data / "metadata.csv") as handle:
+        rows = list(csv.DictReader(handle))
     names = [f"{r['magnitude_class']}_{r['station']}_{r['date']}" for r in rows[:3]]
     broken = data / rows[1]["path"]
     broken.write_bytes(broken.read_bytes()[:100])

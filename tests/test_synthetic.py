@@ -1,0 +1,108 @@
+"""The synthetic demo generator: deterministic, physically calibrated, users' format, true masks."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy.signal import welch
+
+from geomag.dataset import ClassMappings, load_metadata
+from geomag.sources import DemoDataSource
+from geomag.spectrogram import SpectrogramConfig
+from geomag.synthetic import AZIMUTH_POWER_GROUPS, GeneratorConfig, generate_window
+
+SPEC = SpectrogramConfig(grid=(48, 48))
+
+
+def _window(seed, magnitude="Large", azimuth="N", **config):
+    return generate_window(np.random.default_rng(seed), GeneratorConfig(**config), magnitude, azimuth, 21600.0, 3.0)
+
+
+def test_same_seed_same_data_and_quantisation():
+    a, b = _window(7), _window(7)
+    for name in "HDZ":
+        np.testing.assert_array_equal(a.components[name], b.components[name])
+        steps = a.components[name] / 0.01
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)  # 0.01 nT quantisation
+    assert a.precursor == b.precursor
+    assert not np.array_equal(_window(8).components["H"], a.components["H"])
+
+
+def test_background_is_calibrated_on_lut():
+    """Normal window: H amplitude ~0.7 nT/sqrt(Hz) at 10 mHz (LUT), falling roughly as f^-2.4 in PSD."""
+    levels, slopes = [], []
+    for seed in range(12):
+        window = _window(seed, "Normal", "Normal", pulsation_bursts_mean=0.0)
+        f, psd = welch(window.components["H"] - window.components["H"].mean(), fs=1.0, nperseg=4096)
+        band = (f > 0.005) & (f < 0.02)
+        levels.append(np.sqrt(np.interp(0.01, f, psd)))
+        slopes.append(np.polyfit(np.log10(f[band]), np.log10(psd[band]), 1)[0])
+    assert 0.4 < np.median(levels) < 1.2
+    assert -3.0 < np.median(slopes) < -1.8
+
+
+def test_precursor_band_amplitude_and_polarisation():
+    north, east = _window(1, "Large", "N"), _window(1, "Large", "E")
+    normal = _window(1, "Normal", "Normal")
+    assert normal.precursor is None
+
+    def ulf_rms(window, name):
+        f, psd = welch(window.components[name] - window.components[name].mean(), fs=1.0, nperseg=4096)
+        band = (f >= 0.001) & (f <= 0.01)
+        return np.sqrt(np.trapezoid(psd[band], f[band]))
+
+    # N: H carries the emission, E: D carries it (power sees cos^2 / sin^2 of the azimuth)
+    assert ulf_rms(north, "H") > 2 * ulf_rms(north, "D")
+    assert ulf_rms(east, "D") > 2 * ulf_rms(east, "H")
+    assert ulf_rms(north, "Z") > ulf_rms(normal, "Z")  # Z/H raised
+    moderate = _window(1, "Moderate", "N")
+    assert ulf_rms(north, "H") > 2 * ulf_rms(moderate, "H")  # amplitude grows with magnitude
+
+
+def test_power_groups_cover_every_azimuth():
+    assert set(AZIMUTH_POWER_GROUPS) == {"Normal", "N", "NE", "E", "SE", "S", "SW", "W", "NW"}
+    assert AZIMUTH_POWER_GROUPS["N"] == AZIMUTH_POWER_GROUPS["S"] != AZIMUTH_POWER_GROUPS["E"]
+
+
+def test_demo_data_set_in_users_format_with_masks(tmp_path):
+    source = DemoDataSource(tmp_path, {"n_samples": 30}, SPEC)
+    root = source.root
+    mappings = ClassMappings.load(root / "class_mappings.json")
+    records = load_metadata(root / "metadata.csv", mappings)
+    with open(root / "metadata.csv") as handle:
+        columns = set(next(csv.DictReader(handle)))
+    assert len(records) == 30 and {"magnitude_class", "azimuth_class", "station", "date", "path"} <= columns
+    assert {r.magnitude_class for r in records} == {"Normal", "Moderate", "Medium", "Large"}
+    for record in records:
+        loaded = source.load(record)
+        mask = source.mask(record)
+        assert loaded.image.shape == (48, 48, 3) and mask.shape == (48, 48)
+        assert np.isfinite(loaded.image).all()
+        if record.magnitude_class == "Normal":
+            assert not mask.any() and record.azimuth_class == "Normal"
+            continue
+        # the mask is the planted box: its rows lie in the planted band, inside 1-10 mHz
+        lo, hi = (float(v) for v in record.extra["precursor_band_hz"].split("-"))
+        rows = np.flatnonzero(mask.any(axis=1))
+        frequencies = loaded.axes.row_frequency_hz[rows]
+        assert rows.size and np.all((frequencies >= lo) & (frequencies < hi))
+        assert 0.001 <= lo < hi <= 0.01
+        # and the precursor is brighter inside the mask than in the same rows outside it
+        power = loaded.image.mean(axis=-1)
+        outside = mask.any(axis=1)[:, None] & ~mask
+        if record.magnitude_class == "Large" and outside.any():
+            assert power[mask].mean() > power[outside].mean()
+    # cached: a second source with the same config reuses the folder
+    again = DemoDataSource(tmp_path, {"n_samples": 30}, SPEC)
+    assert again.root == root and again.hash == source.hash
+    assert json.loads((root / "generator.json").read_text())["hash"] == source.hash
+
+
+def test_unknown_generator_option_is_a_config_error(tmp_path):
+    from geomag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.generator"):
+        DemoDataSource(tmp_path, {"n_sample": 3}, SPEC)
