@@ -20,8 +20,8 @@ TINY = [
     "model.training.epochs=1",
     "model.training.stages=[]",
     "model.training.batch_size=8",
-    "xai.methods.smoothgrad.smooth_samples=2",
 ]
+FEW_SMOOTHGRAD_SAMPLES = "xai.methods.smoothgrad.smooth_samples=2"
 
 
 def run_main(args: list[str], cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -48,5 +48,5 @@ def tiny_cache(tmp_path_factory) -> Path:
 def tiny_demo_run(tmp_path_factory, tiny_cache):
     """``python main.py`` (default model) once on the tiny demo: trains and caches the demo model."""
     run_dir = tmp_path_factory.mktemp("default_run")
-    proc = run_main([*TINY, f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={run_dir}"])
+    proc = run_main([*TINY, FEW_SMOOTHGRAD_SAMPLES, f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={run_dir}"])
     return proc, run_dir

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import TINY, run_main
+from tests.conftest import FEW_SMOOTHGRAD_SAMPLES, TINY, run_main
 
 pytestmark = pytest.mark.slow
 
 
 def _explain(tmp_path, cache, *extra):
     run_dir = tmp_path / "run"
-    proc = run_main([*TINY, f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}", *extra])
+    proc = run_main([*TINY, FEW_SMOOTHGRAD_SAMPLES, f"paths.cache_dir={cache}", f"hydra.run.dir={run_dir}", *extra])
     return proc, run_dir
 
 
@@ -50,7 +50,7 @@ def test_default_run_writes_figures_heatmaps_and_json(tiny_demo_run):
                     display = npz[f"{method}__{head}__display"]
                     assert display.min() >= 0 and display.max() <= 1
             assert "axes_json" in npz.files
-    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no staging leftovers
+    assert not [p for p in run_dir.iterdir() if ".staging-" in p.name or ".old-" in p.name]  # no leftovers
 
 
 def test_second_run_reuses_cached_model(tmp_path, tiny_cache, tiny_demo_run):
@@ -109,13 +109,15 @@ def test_sweep_with_a_corrupt_sample_finishes_other_jobs_and_exits_nonzero(tmp_p
     broken = data / rows[1]["path"]
     broken.write_bytes(broken.read_bytes()[:100])
     sweep_dir = tmp_path / "sweep"
-    proc = run_main(["-m", *TINY, f"paths.cache_dir={tiny_cache}", f"hydra.sweep.dir={sweep_dir}", "xai=gradcam",
+    not_demo = [arg for arg in TINY if not arg.startswith("data.generator")]
+    proc = run_main(["-m", *not_demo, f"paths.cache_dir={tiny_cache}", f"hydra.sweep.dir={sweep_dir}", "xai=gradcam",
                      "data=csv", f"data.metadata_csv={data / 'metadata.csv'}", "data.axes_file=axes.json",
                      f"model.file={_demo_model(tiny_cache) / 'model.keras'}",
                      f"model.class_mappings={_demo_model(tiny_cache) / 'class_mappings.json'}",
                      f"sample={','.join(names)}"])
     assert proc.returncode != 0
     statuses = list(sweep_dir.rglob("status.json"))
+    assert statuses, proc.stderr[-4000:]
     assert len(statuses) == 1 and names[1] in statuses[0].read_text()
     assert len(list(sweep_dir.rglob("visualization_results.json"))) == 2
     report = (sweep_dir / "comparison" / "GRADCAM_COMPARISON_REPORT.md").read_text()
