@@ -54,6 +54,7 @@ from geomag.axes import SpectrogramAxes
 from geomag.errors import ConfigError, InputDataError, PrecursorError
 from xai.attention import REST, attention_summary
 from xai.io import atomic_write_json, atomic_write_text
+from xai.names import METHOD_TITLES
 from xai.similarity import CHANCE_TOP10_IOU, heatmap_similarity
 
 log = logging.getLogger(__name__)
@@ -86,17 +87,7 @@ RULES = {
     "agreement": "by class name",
 }
 
-METHOD_NAMES = {
-    "gradcam": "Grad-CAM",
-    "gradcampp": "Grad-CAM++",
-    "gradcam_plus_plus": "Grad-CAM++",
-    "scorecam": "Score-CAM",
-    "layercam": "Layer-CAM",
-    "saliency": "Saliency",
-    "smoothgrad": "SmoothGrad",
-    "integrated_gradients": "Integrated Gradients",
-    "occlusion": "Occlusion",
-}
+METHOD_NAMES = METHOD_TITLES
 
 
 class SweepHadFailures(PrecursorError):  # noqa: N818 - name fixed by the project brief

@@ -41,6 +41,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from geomag.axes import SpectrogramAxes
 from geomag.errors import InputDataError
 from xai.io import atomic_path
+from xai.names import METHOD_TITLES
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,6 @@ SCREEN_DPI = 110
 PAPER_DPI = 300
 PAPER_WIDTH_IN = 7.0
 
-METHOD_TITLES = {
-    "gradcam": "Grad-CAM",
-    "gradcampp": "Grad-CAM++",
-    "gradcam_plus_plus": "Grad-CAM++",
-    "scorecam": "Score-CAM",
-    "layercam": "Layer-CAM",
-    "saliency": "Saliency",
-    "vanilla_saliency": "Saliency",
-    "smoothgrad": "SmoothGrad",
-    "integrated_gradients": "Integrated Gradients",
-    "occlusion": "Occlusion",
-}
 
 _SCREEN_RC = {
     "font.size": 10,
