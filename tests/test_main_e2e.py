@@ -126,3 +126,13 @@ def test_sweep_with_a_corrupt_sample_finishes_other_jobs_and_exits_nonzero(tmp_p
 
 def _demo_model(cache):
     return sorted((cache / "models").glob("efficientnet-*"))[0]
+
+
+def test_missing_model_file_fails_cleanly(tmp_path, tiny_cache, tiny_demo_run):
+    mappings = _demo_model(tiny_cache) / "class_mappings.json"
+    missing = tmp_path / "no_such_model.keras"
+    proc, run_dir = _explain(tmp_path, tiny_cache, f"model.file={missing}", f"model.class_mappings={mappings}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    error_lines = [line for line in (proc.stderr + proc.stdout).splitlines() if "[ERROR]" in line]
+    assert error_lines and "no_such_model.keras" in error_lines[-1]
+    assert not list(run_dir.rglob("*.png")) if run_dir.exists() else True
