@@ -1,9 +1,12 @@
 """Property-based fuzzing of the raw readers: bad bytes raise InputDataError, nothing else.
 
 Random bytes and mutated copies of the committed fixtures (byte flips, truncation, inserted
-garbage lines, corrupted gzip streams) go through :func:`geomag.readers.read_timeseries`.
+garbage lines, corrupted gzip streams) go through :func:`geomag.readers.read_timeseries`, and
+random bytes, a real IAGA-2002 header over random rows, and real FRG-604RC block headers over
+random records go straight into each reader (bypassing the format dispatch).
 The only acceptable outcomes are a well-formed :class:`GeomagSeries` or an
-:class:`InputDataError` with a one-line message naming the file (warnings are fine).
+:class:`InputDataError` with a one-line message naming the file; the readers' own
+:class:`~geomag.readers.ReaderWarning` is fine, any other warning fails the test.
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geomag.bmkg import BLOCK_BYTES, HEADER_BYTES
+from geomag.bmkg import BLOCK_BYTES, HEADER_BYTES, RECORD_BYTES, RECORDS_PER_BLOCK, read_bmkg_frg604
 from geomag.errors import InputDataError
-from geomag.readers import read_timeseries
+from geomag.iaga2002 import read_iaga2002
+from geomag.readers import ReaderWarning, read_timeseries
 from geomag.timeseries import GeomagSeries
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 IAGA = (FIXTURES / "wic_2018-08-29_Fgap_excerpt.sec").read_bytes()
 IAGA_LINES = IAGA.split(b"\n")
+IAGA_HEADER = IAGA_LINES[:19]  # the header and the DATE TIME DOY column line
+IAGA_ROWS = [line for line in IAGA_LINES[19:] if line.strip()]
 BMKG_GZ = (FIXTURES / "S230101.LUT.gz").read_bytes()
 BMKG = gzip.decompress(BMKG_GZ)
 
@@ -38,15 +44,17 @@ FUZZ = settings(
 NAMES = st.sampled_from(["data.sec", "wic20180829.sec.gz", "S230101.LUT", "S230101.LUT.gz", "blob.bin"])
 
 
-def _read(data: bytes, name: str) -> None:
+def _read(data: bytes, name: str, reader=read_timeseries) -> None:
     """Read ``data`` saved as ``name``; assert the outcome honours the error contract."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / name
         path.write_bytes(data)
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                series = read_timeseries(path)
+                warnings.simplefilter("error")  # e.g. numpy parsing a time zone it then ignores
+                warnings.simplefilter("ignore", ReaderWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                series = reader(path)
         except InputDataError as exc:
             message = str(exc)
             assert str(path) in message
@@ -138,3 +146,57 @@ def test_mutated_bmkg(mutation, name: str):
     if kind in ("flip", "header", "cut") and name.endswith(".gz"):
         data = gzip.compress(data)
     _read(data, name)
+
+
+@FUZZ
+@given(data=st.binary(max_size=3000), reader=st.sampled_from([read_iaga2002, read_bmkg_frg604]))
+def test_random_bytes_into_each_reader(data: bytes, reader):
+    _read(data, "S230101.LUT" if reader is read_bmkg_frg604 else "data.sec", reader)
+
+
+TOKENS = st.one_of(
+    st.sampled_from(["2018-08-29", "2018-02-30", "2018-W35-3", "12:15:41.000", "24:00:00.000", "12:15:41+01:00",
+                     "12:15:41Z", "2018-08-29T12:15:41", "241", "99999.00", "88888", "nan", "inf", "-0", "1e308",
+                     "|", "0x10", "1_000"]),
+    st.text(max_size=12),
+)
+RANDOM_ROW = st.lists(TOKENS, max_size=9).map(lambda t: " ".join(t).encode("utf-8", "surrogatepass"))
+
+
+@FUZZ
+@given(
+    n_rows=st.integers(1, 30),
+    edits=st.lists(st.tuples(st.integers(0, 29), st.one_of(st.integers(0, 2), st.integers(3, 6)), TOKENS),
+                   max_size=3),
+    insert=st.one_of(st.none(), st.tuples(st.integers(0, 30), RANDOM_ROW)),
+)
+def test_iaga_header_over_odd_rows(n_rows: int, edits, insert):
+    """A valid header over real rows in which a few fields (date, time, DOY, values) are replaced
+    by odd tokens (time zones, week dates, markers, text), optionally plus one random row."""
+    rows = [line.split() for line in IAGA_ROWS[:n_rows]]
+    for row, field, token in edits:
+        rows[row % n_rows][field] = token.encode("utf-8", "surrogatepass")
+    lines = [b" ".join(fields) for fields in rows]
+    if insert is not None:
+        lines.insert(insert[0] % (n_rows + 1), insert[1])
+    _read(b"\n".join(IAGA_HEADER + lines), "wic.sec", read_iaga2002)
+
+
+@FUZZ
+@given(
+    n_blocks=st.integers(1, 3),
+    header_flips=st.lists(st.tuples(st.integers(0, 2), st.integers(0, HEADER_BYTES - 1), st.integers(0, 255)),
+                          max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+    cut=st.integers(0, 100),
+)
+def test_bmkg_real_headers_over_random_records(n_blocks: int, header_flips, seed: int, cut: int):
+    """Real block headers (optionally flipped) in front of random records, full-size blocks."""
+    data = bytearray(BMKG[: n_blocks * BLOCK_BYTES])
+    records = np.random.default_rng(seed).integers(0, 256, (n_blocks, RECORDS_PER_BLOCK * RECORD_BYTES), np.uint8)
+    for block in range(n_blocks):
+        start = block * BLOCK_BYTES + HEADER_BYTES
+        data[start: start + records.shape[1]] = records[block].tobytes()
+    for block, offset, value in header_flips:
+        data[(block % n_blocks) * BLOCK_BYTES + offset] = value
+    _read(bytes(data[: len(data) - cut]), "S230101.LUT", read_bmkg_frg604)

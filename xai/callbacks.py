@@ -86,7 +86,7 @@ class CompareOnMultirunEnd(Callback):
             exc_info=None if isinstance(error, PrecursorError) else (type(error), error, error.__traceback__),
         )
         task = _select(config, "task._target_")
-        if job_dir and (not task or "explain" in str(task)):  # train/compare runs leave no model results
+        if job_dir and (not task or any(t in str(task) for t in ("explain", "dataset"))):  # train/compare: none
             self._ensure_status_file(Path(job_dir), model, sample, message)
         if self.keep_going and _is_multirun(config):
             # Hydra's sweeper would re-raise this before on_multirun_end: the failure is reported there.

@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 RESULTS_FILE = "visualization_results.json"
+DATASET_FILE = "dataset_results.json"
 STATUS_FILE = "status.json"
 COMPARISON_JSON = "comparison.json"
 REPORT_FILE = "GRADCAM_COMPARISON_REPORT.md"
@@ -114,6 +115,8 @@ class _Found:
     missing: list[dict] = field(default_factory=list)
     unreadable: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
+    trust: dict[str, dict] = field(default_factory=dict)  # model -> data-set results (task=dataset)
+    trust_files: dict[str, str] = field(default_factory=dict)
 
 
 def _is_skipped(path: Path, root: Path) -> bool:
@@ -184,6 +187,11 @@ def _discover(folders: Sequence[Path]) -> _Found:
     for root in folders:
         results = sorted(p for p in root.rglob(RESULTS_FILE) if not _is_skipped(p, root))
         statuses = sorted(p for p in root.rglob(STATUS_FILE) if not _is_skipped(p, root))
+        datasets = sorted(p for p in root.rglob(DATASET_FILE) if not _is_skipped(p, root))
+        for path in datasets:
+            if path.resolve() not in seen_files:
+                seen_files.add(path.resolve())
+                _add_dataset(found, path, root)
         for path in results:
             if path.resolve() in seen_files:
                 continue
@@ -198,11 +206,11 @@ def _discover(folders: Sequence[Path]) -> _Found:
         if (root / ".hydra").is_dir():
             job_dirs = sorted(set(job_dirs) | {root})
         for job in job_dirs:
-            has_output = any(p.is_relative_to(job) for p in itertools.chain(results, statuses))
+            has_output = any(p.is_relative_to(job) for p in itertools.chain(results, statuses, datasets))
             if has_output:
                 continue
             info = _job_info(job)
-            if info["task"] and "explain" not in str(info["task"]):
+            if info["task"] and not any(t in str(info["task"]) for t in ("explain", "dataset")):
                 continue  # a train or compare run: it is not expected to leave explanations
             found.missing.append(
                 {
@@ -255,6 +263,40 @@ def _add_results(found: _Found, path: Path, root: Path) -> None:
             )
             continue
         per_model[name] = _SampleRecord(model, name, path.parent, path, entry, meta)
+
+
+def _add_dataset(found: _Found, path: Path, root: Path) -> None:
+    """A data-set run's results (``task=dataset``): its trust measurements go into the report."""
+    try:
+        data = _read_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("trust"), dict):
+            raise InputDataError(path, "has no 'trust' object")
+    except PrecursorError as error:
+        log.error("%s", error)
+        found.unreadable.append({"file": _label(path, root), "error": str(error)})
+        return
+    model = str(data.get("model") or path.parent.name)
+    if model in found.trust:
+        found.duplicates.append({"model": model, "sample": "(data-set results)", "kept": found.trust_files[model],
+                                 "ignored": _label(path, root)})
+        return
+    found.trust[model] = data
+    found.trust_files[model] = _label(path, root)
+
+
+def _trust_summary(found: _Found) -> dict:
+    """The data-set results without per-sample lists (those stay in the data-set folder)."""
+    out = {}
+    for model, data in sorted(found.trust.items()):
+        trust = json.loads(json.dumps(data["trust"]))
+        for per_head in (trust.get("randomisation", {}).get("methods") or {}).values():
+            for item in per_head.values():
+                item.pop("per_sample", None)
+        out[model] = {"file": found.trust_files[model], "model": model, "n_samples": data.get("n_samples"),
+                      "selection": data.get("selection"), "methods": data.get("methods", []),
+                      "heads": data.get("heads", []), "confidence": data.get("confidence", 0.95),
+                      "heads_summary": data.get("heads_summary", {}), "trust": trust}
+    return out
 
 
 def _add_status(found: _Found, path: Path, root: Path) -> None:
@@ -446,7 +488,7 @@ def compare_runs(
     roots = list(dict.fromkeys(roots))
     out = Path(out_dir)
     found = _discover(roots)
-    if not found.records and not found.failed and not found.missing and not found.unreadable:
+    if not found.records and not found.failed and not found.missing and not found.unreadable and not found.trust:
         raise ConfigError(
             f"task.folders: no {RESULTS_FILE} (and no failed or missing jobs) found under "
             f"{', '.join(str(r) for r in roots)}"
@@ -553,6 +595,7 @@ def _build(found: _Found, roots: Sequence[Path], out: Path) -> tuple[dict, list[
             "need at least 2 models"
         )
 
+    comparison["trust"] = _trust_summary(found)
     predictions, accuracy, confidence = _predictions(found, models, samples, heads)
     comparison["predictions"] = predictions
     comparison["accuracy"] = accuracy
@@ -1003,6 +1046,7 @@ def _report(c: Mapping, figure_errors: Sequence[str]) -> str:
         _report_head(c, head, models, add)
     _report_similarity(c, models, add)
     _report_attention(c, models, method, add)
+    _report_trust(c, models, add)
     add("## Rules used for the wording")
     add("")
     rules = c["rules"]
@@ -1033,6 +1077,24 @@ def _report(c: Mapping, figure_errors: Sequence[str]) -> str:
         add(f"- **figure failed**: {error}")
     add("")
     return "\n".join(lines)
+
+
+def _report_trust(c: Mapping, models: list[str], add) -> None:
+    from xai.trust import trust_section
+
+    add("## Can these explanations be trusted?")
+    add("")
+    trust = c.get("trust") or {}
+    for model in sorted(set(models) | set(trust)):
+        if model in trust:
+            add(f"From the data-set run `{trust[model]['file']}` ({trust[model].get('selection') or 'data set'}).")
+            add("")
+            for line in trust_section(trust[model], level=3):
+                add(line)
+        else:
+            add(f"- **{model}**: not measured here. The few samples above cannot show it; run "
+                f"`python main.py task=dataset model={model}` and pass its folder to `task=compare`.")
+            add("")
 
 
 def _report_jobs(c: Mapping, add) -> None:

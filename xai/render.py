@@ -1100,3 +1100,39 @@ def render_paper_grid(
             return [_save_atomic(fig, pdf, dpi=PAPER_DPI), _save_atomic(fig, png, dpi=PAPER_DPI)]
         finally:
             _release(fig)
+
+
+# ============================================================================ data-set class means
+def render_class_means(
+    path,
+    *,
+    model: str,
+    method: str,
+    means: Mapping[str, Mapping[str, np.ndarray]],
+    counts: Mapping[str, Mapping[str, int]],
+    axes: SpectrogramAxes,
+) -> Path:
+    """One row per head, one panel per class: the class-mean map (each sample's map scaled to unit
+    mass before averaging) on physical axes, with the ULF band marked and ``n`` per class."""
+    path = Path(path)
+    heads = [h for h in means if means[h]]
+    n_cols = max(len(means[h]) for h in heads)
+    with _screen_style(), _naming(path):
+        fig = Figure(figsize=(2.3 * n_cols + 0.8, 2.2 * len(heads) + 0.6), dpi=SCREEN_DPI, layout="constrained")
+        try:
+            grid = fig.subplots(len(heads), n_cols, squeeze=False)
+            for r, head in enumerate(heads):
+                values = list(means[head].values())
+                vmax = max(float(np.max(v)) for v in values) or 1.0
+                for c in range(n_cols):
+                    ax = grid[r][c]
+                    if c >= len(means[head]):
+                        ax.set_axis_off()
+                        continue
+                    name = list(means[head])[c]
+                    plot_spectrogram(ax, means[head][name], axes, cmap="inferno", colorbar=False, vmin=0.0,
+                                     vmax=vmax, title=f"{head}: {name} (n={counts[head][name]})")
+            fig.suptitle(f"{model} — class-mean {_method_title(method)} (true class; unit mass per sample)")
+            return _save_atomic(fig, path, dpi=SCREEN_DPI)
+        finally:
+            _release(fig)

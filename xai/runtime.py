@@ -35,8 +35,8 @@ def job_overrides() -> list[str]:
 def record_failure(cfg: DictConfig, error: BaseException) -> Path | None:
     """Write ``<run dir>/<model>/status.json`` describing a failed job (for the comparison step)."""
     target = str(cfg.get("task", {}).get("_target_", ""))
-    if not target.endswith("explain.run"):
-        return None  # only explain jobs produce model folders the comparison reads
+    if not target.endswith(("explain.run", "dataset.run")):
+        return None  # only explain and data-set jobs produce model folders the comparison reads
     try:
         folder = output_dir() / str(cfg.model.name)
     except Exception:  # noqa: BLE001 - no Hydra context or no model: nothing to record

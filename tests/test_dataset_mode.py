@@ -1,0 +1,138 @@
+"""Data-set mode (xai.dataset): compact heatmap files, aggregates, trust section, resume."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from geomag.sources import DemoDataSource
+from geomag.spectrogram import SpectrogramConfig
+from models.loading import bundle_from_model
+from xai.dataset import JOURNAL, DatasetOptions, explain_dataset, read_journal
+from xai.explainers.gradcam import GradCAM
+from xai.explainers.saliency import Saliency
+from xai.heatmap_store import HeatmapStore
+
+SPEC = SpectrogramConfig(grid=(32, 32))
+N = 10
+
+
+def tiny_model(n_magnitude: int, n_azimuth: int, seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.MaxPooling2D(name="p1")(x)
+    x = keras.layers.Conv2D(12, 3, strides=2, activation="relu", name="feat")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dense(16, activation="tanh", name="shared")(x)
+    outputs = []
+    for head, n in (("magnitude", n_magnitude), ("azimuth", n_azimuth)):
+        outputs.append(keras.layers.Activation("softmax", name=head)(keras.layers.Dense(n, name=f"{head}_logits")(x)))
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    source = DemoDataSource(tmp_path_factory.mktemp("cache"), {"n_samples": 24}, SPEC)
+    mappings = source.class_mappings
+    model = tiny_model(len(mappings.magnitude_classes), len(mappings.azimuth_classes))
+    bundle = bundle_from_model(model, mappings, name="tiny", target_layer="feat")
+    explainers = {"gradcam": GradCAM(bundle), "saliency": Saliency(bundle)}
+    records = source.records()[:N]
+    return source, bundle, explainers, records
+
+
+def _options(**kw) -> DatasetOptions:
+    base = dict(batch_size=4, faithfulness_samples=3, faithfulness_steps=4, randomisation_samples=2,
+                randomisation_steps=2, bootstrap_resamples=50)
+    return DatasetOptions(**{**base, **kw})
+
+
+def test_dataset_run_writes_compact_files_aggregates_and_trust_section(setup, tmp_path):
+    source, bundle, explainers, records = setup
+    results = explain_dataset(bundle, explainers, source, records, tmp_path, _options())
+    for method in explainers:
+        for head in ("magnitude", "azimuth"):
+            maps = np.load(tmp_path / "heatmaps" / f"{method}__{head}.npy")
+            assert maps.shape == (N, 32, 32) and maps.dtype == np.float16 and np.isfinite(maps).all()
+            assert maps.reshape(N, -1).max(axis=1).min() > 0  # every row was written
+    index = json.loads((tmp_path / "heatmaps" / "index.json").read_text())
+    assert index["samples"] == [r.name for r in records]
+    journal = read_journal(tmp_path)
+    assert [e["sample"] for e in journal] == index["samples"]
+    # accuracy in the summary equals the journal's predictions
+    mag = results["heads_summary"]["magnitude"]
+    expected = np.mean([e["heads"]["magnitude"]["prediction"] == e["heads"]["magnitude"]["true"] for e in journal])
+    assert mag["accuracy"] == pytest.approx(expected) and mag["n"] == N
+    assert np.asarray(mag["confusion"]["matrix"]).sum() == N
+    # class means: unit mass per sample -> each class mean sums to 1
+    means = np.load(tmp_path / "class_means.npz")
+    keys = [k for k in means.files if k.startswith("gradcam__magnitude__")]
+    assert keys and all(means[k].sum() == pytest.approx(1.0, abs=1e-3) for k in keys)
+    assert (tmp_path / "class_means_gradcam.png").stat().st_size > 0
+    trust = results["trust"]
+    assert trust["localisation"]["measured"] and trust["faithfulness"]["n"] == 3
+    assert set(trust["randomisation"]["methods"]) == set(explainers)
+    assert trust["verdicts"]["gradcam"]["magnitude"]["verdict"]
+    report = (tmp_path / "report.md").read_text()
+    assert "Can these explanations be trusted?" in report and "| Grad-CAM |" in report
+    saved = json.loads((tmp_path / "dataset_results.json").read_text())
+    assert saved["run"]["peak_rss_mb"] > 0 and saved["n_samples"] == N
+
+
+class _Interrupting:
+    """A data source that raises KeyboardInterrupt on the n-th load (simulates Ctrl-C)."""
+
+    def __init__(self, source, fail_at: int) -> None:
+        self.source, self.fail_at, self.calls = source, fail_at, 0
+
+    def load(self, record):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt
+        return self.source.load(record)
+
+    def mask(self, record):
+        return self.source.mask(record)
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(setup, tmp_path):
+    source, bundle, explainers, records = setup
+    options = _options(randomisation_samples=0)
+    with pytest.raises(KeyboardInterrupt):
+        explain_dataset(bundle, explainers, _Interrupting(source, fail_at=7), records, tmp_path / "a", options)
+    assert len(read_journal(tmp_path / "a")) == 4  # first batch of 4 finished, the second was interrupted
+    resumed = explain_dataset(bundle, explainers, source, records, tmp_path / "a", options)
+    assert resumed["run"]["resumed_from"] == 4
+    straight = explain_dataset(bundle, explainers, source, records, tmp_path / "b", options)
+    for name in ("gradcam__magnitude.npy", "saliency__azimuth.npy"):
+        np.testing.assert_array_equal(np.load(tmp_path / "a" / "heatmaps" / name),
+                                      np.load(tmp_path / "b" / "heatmaps" / name))
+    assert resumed["heads_summary"] == straight["heads_summary"]
+    assert resumed["trust"]["faithfulness"] == straight["trust"]["faithfulness"]
+
+
+def test_torn_journal_line_is_cut_and_other_config_starts_afresh(setup, tmp_path):
+    source, bundle, explainers, records = setup
+    options = _options(randomisation_samples=0, faithfulness_samples=0)
+    explain_dataset(bundle, explainers, source, records, tmp_path, options)
+    path = tmp_path / JOURNAL
+    text = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(text[:5]) + text[5][:20])  # killed in the middle of a line
+    assert len(read_journal(tmp_path)) == 5 and path.read_text().endswith("\n")
+    again = explain_dataset(bundle, explainers, source, records, tmp_path, options)
+    assert again["run"]["resumed_from"] == 5
+    changed = explain_dataset(bundle, explainers, source, records, tmp_path, _options(
+        randomisation_samples=0, faithfulness_samples=0, explained_class="true"))
+    assert changed["run"]["resumed_from"] == 0
+
+
+def test_heatmap_store_refuses_a_mismatched_file_on_resume(tmp_path):
+    HeatmapStore(tmp_path, [("gradcam", "magnitude")], 4, (8, 8))
+    from geomag.errors import InputDataError
+
+    with pytest.raises(InputDataError, match="shape"):
+        HeatmapStore(tmp_path, [("gradcam", "magnitude")], 5, (8, 8), create=False)
