@@ -174,18 +174,41 @@ class SampleRecord:
         return self.magnitude_class if head == "magnitude" else self.azimuth_class
 
 
-def _resolve_sample_path(
-    raw: str, root: Path, csv_path: Path, row: int, allow_outside_root: bool
+def resolve_data_path(
+    raw: str,
+    root: str | os.PathLike,
+    source: str | os.PathLike | None,
+    what: str,
+    allow_outside_root: bool = False,
 ) -> Path:
+    """Absolute, existing file named by ``raw`` (a CSV entry) relative to the data ``root``.
+
+    ``raw`` may not leave ``root`` through ``..`` or an absolute path unless ``allow_outside_root``
+    (config ``data.allow_outside_root``). The check is on the path as written, so symbolic links
+    that the data's owner placed inside the root are followed. Errors name ``source`` (the CSV)
+    and start with ``what`` (e.g. ``"row 5: sample file"``).
+    """
     if not raw:
-        raise InputDataError(csv_path, f"row {row}: empty 'path'")
-    candidate = Path(raw).expanduser()
-    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if not allow_outside_root and not resolved.is_relative_to(root):
-        raise InputDataError(csv_path, f"row {row}: path {raw!r} lies outside the data root {root} "
-                                       "(set allow_outside_root to permit it)")
-    if not resolved.is_file():
-        raise InputDataError(csv_path, f"row {row}: sample file {raw!r} not found ({resolved})")
+        raise InputDataError(source, f"{what} is empty")
+    if "\x00" in raw:
+        raise InputDataError(source, f"{what} {raw!r} contains a NUL character")
+    root_abs = Path(os.path.abspath(Path(root).expanduser()))
+    try:
+        candidate = Path(raw).expanduser()
+    except RuntimeError:  # "~someone/..." of an unknown user
+        raise InputDataError(source, f"{what} {raw!r}: cannot expand '~' (unknown user)") from None
+    lexical = Path(os.path.normpath(candidate if candidate.is_absolute() else root_abs / candidate))
+    inside = lexical.is_relative_to(root_abs) or lexical.is_relative_to(root_abs.resolve())
+    if not inside and not allow_outside_root:
+        raise InputDataError(source, f"{what} {raw!r} lies outside the data root {root_abs} "
+                                     "(set data.allow_outside_root=true to permit it)")
+    try:
+        resolved = lexical.resolve()
+        found = resolved.is_file()
+    except (OSError, RuntimeError) as exc:  # e.g. a symbolic-link loop
+        raise InputDataError(source, f"{what} {raw!r} cannot be resolved ({exc})") from None
+    if not found:
+        raise InputDataError(source, f"{what} {raw!r} not found ({resolved})")
     return resolved
 
 
@@ -204,7 +227,7 @@ def load_metadata(
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise InputDataError(csv_path, "metadata CSV not found")
-    root = (Path(data_root).expanduser() if data_root is not None else csv_path.parent).resolve()
+    root = Path(os.path.abspath(Path(data_root).expanduser() if data_root is not None else csv_path.parent))
     if not root.is_dir():
         raise InputDataError(csv_path, f"data root {root} is not a folder")
     try:
@@ -233,7 +256,7 @@ def load_metadata(
             raise InputDataError(csv_path, f"row {number}: more fields than columns")
         values = {k: (v or "").strip() for k, v in row.items()}
         for column in REQUIRED_COLUMNS:
-            if column != "path" and not values[column]:
+            if not values[column]:
                 raise InputDataError(csv_path, f"row {number}: empty {column!r}")
         if mappings is not None:
             for head in HEADS:
@@ -241,7 +264,8 @@ def load_metadata(
                 if name not in valid:
                     raise InputDataError(csv_path, f"row {number}: {head} class {name!r} is not in the "
                                                    f"class mappings; valid classes are {valid}")
-        path = _resolve_sample_path(values["path"], root, csv_path, number, allow_outside_root)
+        path = resolve_data_path(values["path"], root, csv_path, f"row {number}: sample file",
+                                 allow_outside_root)
         base = f"{values['magnitude_class']}_{values['station']}_{values['date']}"
         seen[base] = seen.get(base, 0) + 1
         name = base if seen[base] == 1 else f"{base}__{seen[base]}"

@@ -12,6 +12,7 @@ file whose interval differs from ``expected_interval_s`` is rejected.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -51,6 +52,8 @@ REQUIRED_HEADER = (("format", "Format"), ("iaga_code", "IAGA Code"), ("reported"
 MAX_GRID_EXPANSION = 10
 
 _DATA_ROW = re.compile(r"^\d{4}-\d{2}-\d{2}\s")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d{1,3})?$", re.ASCII)
 _INTERVAL = re.compile(r"(\d+(?:\.\d+)?)\s*-?\s*(second|sec|minute|min|hour|day)", re.IGNORECASE)
 _UNIT_SECONDS = {"sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
@@ -224,10 +227,10 @@ def _slow_times(path: Path, dates: Sequence[str], times: Sequence[str], line_no:
     """Generic numpy parse, with the line of the first bad stamp in the error."""
     out = np.empty(len(dates), dtype="datetime64[ms]")
     for i, (d, t) in enumerate(zip(dates, times)):
-        try:
-            value = np.datetime64(f"{d}T{t}", "ms")
-        except (ValueError, OverflowError):
-            value = np.datetime64("NaT")
+        value = np.datetime64("NaT")
+        if _DATE.match(d) and _TIME.match(t):  # numpy alone would take time zones, 'T', week dates...
+            with contextlib.suppress(ValueError, OverflowError):
+                value = np.datetime64(f"{d}T{t}", "ms")
         if np.isnat(value):
             raise InputDataError(path, f"line {line_no[i]}: invalid date/time {d} {t!s:.30}")
         out[i] = value

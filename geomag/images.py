@@ -9,9 +9,12 @@ Value conventions of :func:`load_spectrogram_image` (``LoadedSpectrogram.image``
 ``(rows, cols, channels)``):
 
 * 8-bit images and ``uint8`` arrays are scaled to ``[0, 1]`` (``/255``);
-* 16-bit images (pillow modes ``I;16*``, only single-channel ones exist in pillow) and
-  ``uint16`` arrays are **scaled** to ``[0, 1]`` (``/65535``), not refused; 32-bit integer or
-  float images (modes ``I``/``F``) are refused (save them as ``.npy`` instead);
+* 16-bit grayscale images (pillow modes ``I;16*``) and ``uint16`` arrays are **scaled** to
+  ``[0, 1]`` (``/65535``), not refused; 16-bit colour PNGs are decoded by pillow at 8-bit
+  precision (high byte; a warning is logged); 32-bit integer or float images (modes ``I``/``F``)
+  are refused (save them as ``.npy`` instead);
+* ``.npy`` files are memory-mapped before they are copied, so a header that claims more data than
+  the file holds, an object (pickle) array or an empty array is refused without allocating it;
 * float arrays are kept as they are unless ``value_range: [lo, hi]`` is set, which maps
   ``lo -> 0`` and ``hi -> 1`` (values outside are clipped with a warning); other integer arrays
   need a ``value_range``;
@@ -229,10 +232,26 @@ def apply_colormap(scalar: np.ndarray, name: str = "jet") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- reading
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:200]
+
+
 def _check_finite(array: np.ndarray, path: Path) -> None:
     if not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise InputDataError(path, f"array holds {bad} NaN/Inf values")
+
+
+def _tile_rawmode(handle: Image.Image) -> str:
+    """The raw pixel layout pillow will decode (``"RGB;16B"`` for 48-bit PNGs), or ``""``."""
+    try:
+        args = handle.tile[0][3]
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    if isinstance(args, tuple):
+        args = args[0] if args else ""
+    return args if isinstance(args, str) else ""
 
 
 def _read_image_file(path: Path, spec: ImageSpec) -> tuple[np.ndarray, np.ndarray | None]:
@@ -241,12 +260,17 @@ def _read_image_file(path: Path, spec: ImageSpec) -> tuple[np.ndarray, np.ndarra
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as handle:
+                rawmode = _tile_rawmode(handle)
                 handle.load()
                 img = handle.copy()
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
-        raise InputDataError(path, f"cannot decode image (truncated or corrupt file?): {exc}") from None
+    except Exception as exc:  # decoders of untrusted bytes raise OSError, SyntaxError, struct.error...
+        raise InputDataError(path, f"cannot decode image (truncated or corrupt file?): {_first_line(exc)}") from None
     mode = img.mode
+    if ";16" in rawmode and mode not in _SIXTEEN_BIT_MODES:
+        # pillow keeps the high byte of 16-bit colour (and grey + alpha) PNGs
+        log.warning("%s: 16-bit %s image read at 8-bit precision", path, rawmode.split(";")[0])
+    if rawmode.startswith("LA") and mode == "RGBA":
+        mode = "LA"  # pillow decodes 16-bit grey + alpha as RGBA with R = G = B
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         mode = img.mode
@@ -280,18 +304,25 @@ def _read_image_file(path: Path, spec: ImageSpec) -> tuple[np.ndarray, np.ndarra
 
 
 def _read_array_file(path: Path, spec: ImageSpec) -> np.ndarray:
+    # Memory-mapped first: a header that claims more data than the file holds fails here instead of
+    # allocating it, and object (pickled) arrays cannot be mapped at all.
     try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # np.load on untrusted bytes raises many types (TokenError, ...)
+        message = _first_line(exc)
+        if "pickle" in message.lower() or "python objects" in message.lower():
             raise InputDataError(path, "object arrays need pickle, refused") from None
-        raise InputDataError(path, f"not a readable .npy array ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise InputDataError(path, f"not a readable .npy array ({exc})") from None
-    if not isinstance(array, np.ndarray):
+        raise InputDataError(path, f"not a readable .npy array ({message})") from None
+    if not isinstance(loaded, np.ndarray):
+        if hasattr(loaded, "close"):
+            loaded.close()  # an .npz archive
         raise InputDataError(path, "expected a single .npy array")
-    if array.dtype.hasobject:
+    if loaded.dtype.hasobject:
         raise InputDataError(path, "object arrays need pickle, refused")
+    array = np.array(loaded)  # copy out of the memory map
+    del loaded
+    if array.size == 0:
+        raise InputDataError(path, f"empty array of shape {array.shape}")
     if array.ndim == 2 and spec.channels == 1:
         array = array[..., None]
     if array.ndim != 3:
@@ -351,7 +382,7 @@ def load_spectrogram_image(
     scalar = None
     if spec.invert_colormap:
         if rgb is None:  # a .npy RGB array in [0, 1] or uint8
-            rgb = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+            rgb = np.clip(np.rint(image.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
         scalar = invert_colormap(rgb, spec.colormap, source=path)
     axes = spec.axes(rows, cols, event_time=event_time)
     return LoadedSpectrogram(image=np.ascontiguousarray(image, dtype=np.float32), axes=axes,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from geomag.axes import SpectrogramAxes
-from geomag.dataset import ClassMappings, SampleRecord, load_metadata
+from geomag.dataset import ClassMappings, SampleRecord, load_metadata, resolve_data_path
 from geomag.errors import ConfigError, InputDataError
 from geomag.images import IMAGE_SUFFIXES, ImageSpec, LoadedSpectrogram, load_spectrogram_image
 from geomag.spectrogram import SpectrogramConfig
@@ -60,7 +60,10 @@ class CsvDataSource:
         self.class_mappings = ClassMappings.load(mappings_file) if mappings_file.is_file() else None
         if class_mappings and self.class_mappings is None:
             raise InputDataError(mappings_file, "class mappings file not found (data.class_mappings)")
-        self.image_spec = ImageSpec(**_plain(image)) if image else None
+        try:
+            self.image_spec = ImageSpec(**_plain(image)) if image else None
+        except TypeError as exc:  # an unknown key under data.image
+            raise ConfigError(f"data.image: {exc}") from None
         spectrogram = _plain(spectrogram)
         self.spectrogram = (spectrogram if isinstance(spectrogram, SpectrogramConfig)
                             else SpectrogramConfig.from_config(spectrogram or {}))
@@ -127,11 +130,19 @@ class CsvDataSource:
         mask_path = record.extra.get("mask_path")
         if not mask_path:
             return None
-        path = (self.root / mask_path).resolve()
+        path = resolve_data_path(mask_path, self.root, self.metadata_csv, f"sample {record.name}: mask_path",
+                                 self.allow_outside_root)
         try:
-            return np.load(path, allow_pickle=False).astype(bool)
-        except (OSError, ValueError) as exc:
-            raise InputDataError(path, f"cannot read ground-truth mask ({exc})") from None
+            mask = np.load(path, allow_pickle=False)
+        except Exception as exc:  # np.load on untrusted bytes raises many types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputDataError(path, f"cannot read ground-truth mask ({first})") from None
+        if not isinstance(mask, np.ndarray):
+            mask.close()  # an .npz archive
+            raise InputDataError(path, "ground-truth mask must be a single .npy array")
+        if mask.dtype.kind not in "biuf":
+            raise InputDataError(path, "ground-truth mask must be a numeric or boolean .npy array")
+        return mask.astype(bool)
 
     def describe(self) -> dict:
         return {"kind": type(self).__name__, "metadata_csv": str(self.metadata_csv), "root": str(self.root)}
@@ -145,7 +156,8 @@ class DemoDataSource(CsvDataSource):
         from geomag.synthetic import GeneratorConfig, generate_dataset
 
         generator = dict(_plain(generator) or {})
-        for key in ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio"):
+        for key in ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio",
+                    "shortcut_classes"):
             if key in generator:
                 generator[key] = tuple(generator[key])
         try:

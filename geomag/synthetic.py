@@ -72,9 +72,13 @@ class GeneratorConfig:
     # issue "trust" point 5: a narrow-band artefact present only in Normal windows (off by default)
     shortcut_frequency_hz: float | None = None
     shortcut_rms_nT: float = 0.3
+    shortcut_classes: tuple = ("Normal",)        # magnitude classes whose windows carry the artefact
 
     def hash(self, spectrogram: SpectrogramConfig) -> str:
-        payload = json.dumps({"generator": asdict(self), "spectrogram": asdict(spectrogram)}, sort_keys=True,
+        generator = asdict(self)
+        if tuple(generator["shortcut_classes"]) == ("Normal",):
+            del generator["shortcut_classes"]  # the default: keeps earlier data-set hashes (and caches) valid
+        payload = json.dumps({"generator": generator, "spectrogram": asdict(spectrogram)}, sort_keys=True,
                              default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -167,7 +171,7 @@ def generate_window(
         precursor = {"f_lo_hz": f_lo, "f_hi_hz": f_hi, "onset_hours_before": float(onset_h),
                      "end_hours_before": float(end_h), "rms_nT": float(rms),
                      "theta_deg": float(np.rad2deg(theta)) % 360.0, "z_ratio": float(z_ratio)}
-    if cfg.shortcut_frequency_hz is not None and magnitude_class == "Normal":
+    if cfg.shortcut_frequency_hz is not None and magnitude_class in cfg.shortcut_classes:
         for name in ("H", "D", "Z"):
             comps[name] += cfg.shortcut_rms_nT * np.sqrt(2) * np.sin(2 * np.pi * cfg.shortcut_frequency_hz * t)
     out = {}
