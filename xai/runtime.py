@@ -15,6 +15,9 @@ from xai.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
+# a model folder holding one of these is a finished run's output (explain / data-set task)
+RESULT_FILES = ("visualization_results.json", "dataset_results.json")
+
 
 def output_dir() -> Path:
     """This run's (or sweep job's) output folder, from Hydra."""
@@ -40,6 +43,12 @@ def record_failure(cfg: DictConfig, error: BaseException) -> Path | None:
     try:
         folder = output_dir() / str(cfg.model.name)
     except Exception:  # noqa: BLE001 - no Hydra context or no model: nothing to record
+        return None
+    kept = [name for name in RESULT_FILES if (folder / name).is_file()]
+    if kept:
+        # a failed rerun into the folder of a successful run: keep those results whole (no mix of
+        # old results and a new failure record); the failure is in the log and the exit status
+        log.warning("%s keeps the earlier run's %s; this run's failure is not recorded there", folder, kept[0])
         return None
     folder.mkdir(parents=True, exist_ok=True)
     sample = cfg.get("sample")
