@@ -81,6 +81,13 @@ def test_dataset_run_writes_compact_files_aggregates_and_trust_section(setup, tm
     assert "Can these explanations be trusted?" in report and "| Grad-CAM |" in report
     saved = json.loads((tmp_path / "dataset_results.json").read_text())
     assert saved["run"]["peak_rss_mb"] > 0 and saved["n_samples"] == N
+    # the comparison step picks the data-set results up and writes the trust section
+    from xai.compare import REPORT_FILE, compare_runs
+
+    comparison = compare_runs([tmp_path], tmp_path / "comparison")
+    assert comparison["trust"]["tiny"]["n_samples"] == N
+    compared = (tmp_path / "comparison" / REPORT_FILE).read_text()
+    assert "Can these explanations be trusted? — tiny" in compared and "| Grad-CAM |" in compared
 
 
 class _Interrupting:
