@@ -160,7 +160,7 @@ def train_model(model_cfg: Mapping, source, out_dir: str | Path, seed: int = 0) 
     started = time.perf_counter()
     histories: dict[str, list[float]] = {}
     x = None
-    for stage, (size, epochs, learning_rate) in enumerate(stages):
+    for stage, (size, epochs, learning_rate, batch_size) in enumerate(stages):
         stage_model = model if size == final_size else hydra.utils.instantiate(
             model_cfg["builder"], **n_classes, input_shape=[*size, bundle.input_shape[2]], _convert_="all")
         if stage_model is not model:
@@ -174,9 +174,10 @@ def train_model(model_cfg: Mapping, source, out_dir: str | Path, seed: int = 0) 
         set_input_standardization(stage_model, mean, variance)
         if training.get("disable_stochastic_depth", True):
             _disable_stochastic_depth(stage_model)
-        log.info("stage %d/%d: %dx%d input, %d epoch(s), learning rate %g", stage + 1, len(stages), *size,
-                 epochs, learning_rate)
-        history = _fit(stage_model, x, labels, weights, train, val, epochs, learning_rate, training)
+        log.info("stage %d/%d: %dx%d input, %d epoch(s), learning rate %g, batch %d", stage + 1, len(stages), *size,
+                 epochs, learning_rate, batch_size)
+        history = _fit(stage_model, x, labels, weights, train, val, epochs, learning_rate,
+                       {**training, "batch_size": batch_size})
         for key, values in history.items():
             histories.setdefault(key, []).extend(values)
         if stage_model is not model:
@@ -237,19 +238,22 @@ def _azimuth_power_groups(truth: np.ndarray, pred: np.ndarray, classes: Sequence
             "power_bound_accuracy": float(best / len(truth))}
 
 
-def _stages(training: Mapping, final_size: tuple[int, int]) -> list[tuple[tuple[int, int], int, float]]:
+def _stages(training: Mapping, final_size: tuple[int, int]) -> list[tuple[tuple[int, int], int, float, int]]:
     """Progressive resizing (Howard & Gugger 2020; Tan & Le 2021, EfficientNetV2): optional
     low-resolution stages before the final one. The backbones are fully convolutional with global
     pooling, so the weights carry over between input sizes; the last stage always runs at the
-    model's own input size."""
+    model's own input size. Each stage is ``(size, epochs, learning rate, batch size)``; a stage
+    may set its own ``batch_size`` (small inputs use the cores better in larger batches)."""
     learning_rate = float(training.get("learning_rate", 1e-3))
+    batch_size = int(training.get("batch_size", 16))
     stages = []
     for item in training.get("stages") or []:
         item = dict(item)
         size = int(item["size"])
-        stages.append(((size, size), int(item["epochs"]), float(item.get("learning_rate", learning_rate))))
+        stages.append(((size, size), int(item["epochs"]), float(item.get("learning_rate", learning_rate)),
+                       int(item.get("batch_size", batch_size))))
     if not stages or stages[-1][0] != final_size:
-        stages.append((final_size, int(training.get("epochs", 10)), learning_rate))
+        stages.append((final_size, int(training.get("epochs", 10)), learning_rate, batch_size))
     return stages
 
 

@@ -101,6 +101,12 @@ class CompareOnMultirunEnd(Callback):
         from xai.io import atomic_write_json
 
         target = job_dir / str(model) / STATUS_FILE if model else job_dir / STATUS_FILE
+        from xai.runtime import RESULT_FILES
+
+        if any((target.parent / name).exists() for name in RESULT_FILES):
+            log.warning("%s holds earlier results; the failure is reported in the log and the comparison only",
+                        target.parent)
+            return
         status = {
             "status": "failed",
             "error": message,

@@ -15,6 +15,9 @@ records; the Hydra task (:mod:`xai.tasks.dataset`) only wires the config to it.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import json
 import logging
@@ -92,6 +95,28 @@ def rss_mb() -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # no glibc (e.g. musl): nothing to trim
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand heap memory that was freed back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Every batch allocates and frees its activations and gradients (about 100 MiB for
+    EfficientNet-B0 at 64x64, batch 16). glibc keeps much of that freed heap mapped, so without a
+    trim the RSS jumps between two levels from batch to batch although nothing is retained.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class _Progress:
@@ -224,6 +249,8 @@ def explain_dataset(
                 _render_figures(render, bundle, batch[: max(0, options.figures - begin)], grids, axes, entries,
                                 folder / "figures", store, begin)
             _append_journal(folder, entries)
+            del entries, loaded, grids, masks
+            release_freed_memory()
             progress.update(len(batch))
             rss_trace.append([end, round(rss_mb(), 1)])
     finally:
