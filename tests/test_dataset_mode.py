@@ -53,7 +53,12 @@ def _options(**kw) -> DatasetOptions:
 
 def test_dataset_run_writes_compact_files_aggregates_and_trust_section(setup, tmp_path):
     source, bundle, explainers, records = setup
-    results = explain_dataset(bundle, explainers, source, records, tmp_path, _options())
+    from xai.render import render_sample_figure
+
+    chosen = records[5].name
+    results = explain_dataset(bundle, explainers, source, records, tmp_path, _options(figures=[chosen]),
+                              render=render_sample_figure)
+    assert [p.name for p in (tmp_path / "figures").iterdir()] == [f"{chosen}_visualization.png"]
     for method in explainers:
         for head in ("magnitude", "azimuth"):
             maps = np.load(tmp_path / "heatmaps" / f"{method}__{head}.npy")

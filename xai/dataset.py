@@ -52,7 +52,7 @@ class DatasetOptions:
     heads: Sequence[str] = ("magnitude", "azimuth")
     explained_class: Any = "predicted"
     batch_size: int = 16
-    figures: int = 0                      # per-sample figures for the first N samples
+    figures: Any = 0                      # per-sample figures: the first N samples, or a list of sample names
     localisation: bool = True             # needs ground-truth masks (the demo data set has them)
     faithfulness_samples: int = 50        # deletion/insertion for the first N samples (0: off)
     faithfulness_steps: int = 10
@@ -245,9 +245,9 @@ def explain_dataset(
             masks = _masks(source, batch, grid_shape) if options.localisation else None
             entries = _explain_batch(bundle, explainers, heads, spec, batch, begin, grids, masks, store,
                                      options, predict, rng_seed, splits or {}, explained_classes, axes)
-            if render is not None and begin < options.figures:
-                _render_figures(render, bundle, batch[: max(0, options.figures - begin)], grids, axes, entries,
-                                folder / "figures", store, begin)
+            chosen = _figure_rows(options.figures, batch, begin)
+            if render is not None and chosen:
+                _render_figures(render, bundle, batch, chosen, grids, axes, entries, folder / "figures", store, begin)
             _append_journal(folder, entries)
             del entries, loaded, grids, masks
             release_freed_memory()
@@ -411,12 +411,21 @@ def _explain_batch(bundle, explainers, heads, spec, batch, begin, grids, masks, 
     return entries
 
 
-def _render_figures(render, bundle, batch, grids, axes, entries, folder, store, begin) -> None:
-    """Per-sample figures for a selection (the first ``figures`` samples)."""
+def _figure_rows(figures: Any, batch: Sequence[SampleRecord], begin: int) -> list[int]:
+    """Rows of this batch that get a figure: ``figures`` = N (the first N samples) or sample names."""
+    if isinstance(figures, (list, tuple)):
+        wanted = {str(name) for name in figures}
+        return [i for i, r in enumerate(batch) if r.name in wanted]
+    return [i for i in range(len(batch)) if begin + i < int(figures or 0)]
+
+
+def _render_figures(render, bundle, batch, rows, grids, axes, entries, folder, store, begin) -> None:
+    """Per-sample figures for a selection (``task.figures``)."""
     from xai.explainers.base import normalize_for_display
 
     folder.mkdir(parents=True, exist_ok=True)
-    for i, record in enumerate(batch):
+    for i in rows:
+        record = batch[i]
         heads = {}
         for head, entry in entries[i]["heads"].items():
             maps = {}

@@ -79,7 +79,7 @@ def run(cfg: DictConfig, split: str = "test", fresh: dict | None = None, limit: 
     partial = final.with_name(final.name + ".partial")
     describe = {"selection": f"split {split}" + (f", first {limit}" if limit else ""), "data": source.describe()}
     explain_dataset(bundle, explainers, source, records, partial, settings, splits=resolved.split,
-                    describe=describe, render=render_sample_figure if settings.figures else None)
+                    describe=describe, render=render_sample_figure)
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.rename(final, old)
