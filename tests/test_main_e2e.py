@@ -26,7 +26,7 @@ def test_default_run_writes_figures_heatmaps_and_json(tiny_demo_run):
     for key in ("model", "model_file", "target_layer", "input_shape", "class_mappings", "methods", "environment",
                 "samples"):
         assert key in results
-    assert results["target_layer"] == "top_activation"
+    assert results["target_layer"] == "block5c_add"  # conf/model/efficientnet.yaml (measured choice)
     assert set(results["environment"]) >= {"tensorflow", "keras", "tf_keras_vis", "device"}
     assert results["methods"] == ["gradcam", "saliency", "smoothgrad"]
     # default selection: one sample per non-Normal magnitude class
