@@ -55,7 +55,7 @@ def test_default_full_and_gradcam_compose():
     for cfg in (default, full, gradcam):
         assert list(cfg.heads) == ["magnitude", "azimuth"]
         assert cfg.explained_class == "predicted" and cfg.batch_size == 8
-    assert full.methods.smoothgrad.smooth_samples == 20 and full.methods.smoothgrad.smooth_noise == 0.2
+    assert full.methods.smoothgrad.smooth_samples == 20 and full.methods.smoothgrad.smooth_noise == 0.05
     assert full.methods.smoothgrad.seed == 0 and full.methods.scorecam.max_N == 10
     for name in full.methods:
         assert full.methods[name]._target_.startswith(f"xai.explainers.{name}.")
