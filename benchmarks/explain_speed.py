@@ -41,7 +41,15 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-TARGET_LAYERS = {"vgg16": "block5_conv3", "efficientnet": "top_activation"}
+CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+
+
+def target_layer(kind: str) -> str:
+    """The Grad-CAM target layer the project's config uses for this model (``conf/model/<kind>.yaml``)."""
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.load(CONF / f"{kind}.yaml").target_layer)
+
 BUILDERS = {"vgg16": "build_vgg16_multitask", "efficientnet": "build_efficientnet_multitask"}
 HEAD = "magnitude"
 
@@ -132,7 +140,7 @@ def benchmark_model(kind: str, args: argparse.Namespace) -> list[Row]:
     size, batch, repeats, slow_repeats = args.size, args.batch, args.repeats, args.slow_repeats
     smooth_samples, eager_smooth_samples = args.smooth_samples, args.eager_smooth_samples
     model = getattr(builders, BUILDERS[kind])(input_shape=(size, size, 3), weights=None, seed=0)
-    graph = explanation_model(model, target_layer=TARGET_LAYERS[kind])
+    graph = explanation_model(model, target_layer=target_layer(kind))
     x = np.random.default_rng(1).normal(size=(batch, size, size, 3)).astype(np.float32)
     classes = (np.arange(batch) % int(graph.model.output[HEAD].shape[-1])).astype(np.int32)
     x_tensor, c_tensor = tf.constant(x), tf.constant(classes)

@@ -74,3 +74,23 @@ def test_verdict_names_exploitation_and_whether_the_map_points_at_the_cue():
     honest = shortcut.verdict(_results(0.9, 0.85, 0.0, 0.05, cue_mass=0.05, control_mass=0.04))
     assert "does not measurably exploit" in honest[0] and "does not reveal" in honest[1]
     assert "| shortcut | cue removed |" in shortcut.report(_results(0.95, 0.1, 0.0, 0.9, 0.4, 0.04))
+
+
+@pytest.mark.slow
+def test_shortcut_task_end_to_end_on_the_tiny_demo(tmp_path, tiny_cache, tiny_demo_run):
+    """``python main.py task=shortcut data=demo_shortcut``: both models, three copies, report + JSON."""
+    import json
+
+    from tests.conftest import TINY, run_main
+
+    proc = run_main([*TINY, "task=shortcut", "data=demo_shortcut", "task.n_samples=12", f"paths.cache_dir={tiny_cache}",
+                     f"hydra.run.dir={tmp_path}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "shortcut" / "shortcut_results.json").read_text())
+    assert set(results["models"]) == {"shortcut", "clean"}
+    for model in results["models"].values():
+        assert set(model["predictions"]) == set(shortcut.VARIANTS)
+        assert set(model["explanations"]["methods"]) == {"gradcam", "saliency"}
+    assert "| clean | cue removed |" in (tmp_path / "shortcut" / "report.md").read_text()
+    refused = run_main([*TINY, "task=shortcut", f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={tmp_path / 'b'}"])
+    assert refused.returncode == 2 and "demo_shortcut" in refused.stderr
