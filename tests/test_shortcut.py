@@ -93,4 +93,4 @@ def test_shortcut_task_end_to_end_on_the_tiny_demo(tmp_path, tiny_cache, tiny_de
         assert set(model["explanations"]["methods"]) == {"gradcam", "saliency"}
     assert "| clean | cue removed |" in (tmp_path / "shortcut" / "report.md").read_text()
     refused = run_main([*TINY, "task=shortcut", f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={tmp_path / 'b'}"])
-    assert refused.returncode == 2 and "demo_shortcut" in refused.stderr
+    assert refused.returncode == 2 and "demo_shortcut" in refused.stderr + refused.stdout
