@@ -94,3 +94,30 @@ def test_shortcut_task_end_to_end_on_the_tiny_demo(tmp_path, tiny_cache, tiny_de
     assert "| clean | cue removed |" in (tmp_path / "shortcut" / "report.md").read_text()
     refused = run_main([*TINY, "task=shortcut", f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={tmp_path / 'b'}"])
     assert refused.returncode == 2 and "demo_shortcut" in refused.stderr + refused.stdout
+
+
+def test_explanation_effects_with_batches_of_one_kind(tmp_path):
+    """Batches holding only Normal or only precursor windows (batch_size=1) are fine; a map that
+    is exactly the cue rows scores cue mass 1 on Normal windows and 0 on the precursor mask."""
+    from types import SimpleNamespace
+
+    gen = shortcut.variant_generators(GEN, ["Normal", "Moderate", "Medium", "Large"], seed=5, n_samples=12)
+    source = DemoDataSource(tmp_path, gen["as_trained"], SPEC)
+    records = source.records()
+    cue = shortcut.cue_mask(source.load(records[0]).axes, 0.03)
+
+    class Bundle:
+        def prepare(self, grids):
+            return grids
+
+    def cue_explainer(inputs, head, class_indices):
+        return SimpleNamespace(maps=np.repeat(cue[None].astype(np.float32), len(inputs), axis=0))
+
+    out = shortcut.explanation_effects(Bundle(), {"cue_map": cue_explainer}, source, records, 0.03, batch_size=1)
+    kinds = [r.magnitude_class == "Normal" for r in records]
+    item = out["methods"]["cue_map"]
+    assert item["n_normal"] == sum(kinds) > 0 and item["n_other"] == len(kinds) - sum(kinds) > 0
+    assert item["cue_mass_normal"] == pytest.approx(1.0)
+    assert out["cue_area_share"] == pytest.approx(cue.mean())
+    assert 0 < out["precursor_area_share"] < 1
+    assert item["precursor_mass_other"] < 0.5  # the precursor lies in the ULF band, the cue at 30 mHz

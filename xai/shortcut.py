@@ -86,8 +86,11 @@ def explanation_effects(bundle: Any, explainers: Mapping[str, Any], source: Any,
         for method, explainer in explainers.items():
             maps = to_grid(explainer(inputs, head="magnitude", class_indices=None).maps, grids.shape[1:3])
             cue_masks = np.broadcast_to(cue, maps.shape)
-            cue_mass[method].extend(relevance_mass_accuracy(maps[normal_rows], cue_masks[normal_rows]).tolist())
-            precursor_mass[method].extend(relevance_mass_accuracy(maps[~normal_rows], masks[~normal_rows]).tolist())
+            if normal_rows.any():  # a batch may hold no Normal window, or nothing else
+                cue_mass[method].extend(relevance_mass_accuracy(maps[normal_rows], cue_masks[normal_rows]).tolist())
+            if (~normal_rows).any():
+                precursor_mass[method].extend(
+                    relevance_mass_accuracy(maps[~normal_rows], masks[~normal_rows]).tolist())
     out["precursor_area_share"] = _mean(precursor_area)
     out["methods"] = {m: {"cue_mass_normal": _mean(cue_mass[m]), "precursor_mass_other": _mean(precursor_mass[m]),
                           "n_normal": int(np.isfinite(cue_mass[m]).sum()),
