@@ -73,6 +73,12 @@ def test_verdict_names_exploitation_and_whether_the_map_points_at_the_cue():
     assert "points at the shortcut" in lines[1] and "10.0×" in lines[1]
     honest = shortcut.verdict(_results(0.9, 0.85, 0.0, 0.05, cue_mass=0.05, control_mass=0.04))
     assert "does not measurably exploit" in honest[0] and "does not reveal" in honest[1]
+    # above the area share but no more than for the model that never saw the cue: not evidence
+    line_lover = shortcut.verdict(_results(0.95, 0.1, 0.0, 0.9, cue_mass=0.11, control_mass=0.09))
+    assert "as much for the model that never saw the cue" in line_lover[1]
+    # more than the control but not above the area share: a shift, too small to see
+    faint = shortcut.verdict(_results(0.95, 0.1, 0.0, 0.9, cue_mass=0.07, control_mass=0.03))
+    assert "shifts towards the cue" in faint[1] and "2.3×" in faint[1]
     assert "| shortcut | cue removed |" in shortcut.report(_results(0.95, 0.1, 0.0, 0.9, 0.4, 0.04))
 
 

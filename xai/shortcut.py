@@ -26,6 +26,8 @@ from xai.explainers.base import to_grid
 log = logging.getLogger(__name__)
 
 VARIANTS = ("as_trained", "cue_removed", "cue_everywhere")
+MASS_VS_AREA = 2.0  # cue mass / cue area share
+MASS_VS_CONTROL = 1.5  # cue mass / cue mass of the model trained without the cue
 
 
 def cue_mask(axes: SpectrogramAxes, frequency_hz: float, relative_half_width: float = 0.1) -> np.ndarray:
@@ -135,12 +137,27 @@ def verdict(results: Mapping) -> list[str]:
             continue
         ratio = mass / area if area else float("nan")
         ctrl = control.get(method, {}).get("cue_mass_normal")
-        points = ratio >= 2.0
+        vs_control = mass / ctrl if ctrl else float("inf")
         lines.append(
             f"{method}: {mass:.2f} of the relevance of Normal windows lies on the cue rows ({ratio:.1f}× their "
-            f"area share {area:.3f}" + (f"; model trained without the cue: {ctrl:.2f}" if ctrl is not None else "")
-            + f") — the explanation {'points at the shortcut' if points else 'does not reveal the shortcut'}.")
+            f"area share {area:.3f}"
+            + (f"; model trained without the cue: {ctrl:.2f}, {vs_control:.1f}×" if ctrl else "")
+            + f") — {_explanation_verdict(ratio, vs_control)}.")
     return lines
+
+
+def _explanation_verdict(vs_area: float, vs_control: float) -> str:
+    """A method reveals the shortcut only if its cue mass stands out against the area share
+    (``MASS_VS_AREA``) *and* against the same map of the model trained without the cue
+    (``MASS_VS_CONTROL``): a method drawn to bright lines whatever the model uses fails the second."""
+    if vs_area >= MASS_VS_AREA and vs_control >= MASS_VS_CONTROL:
+        return "the explanation points at the shortcut"
+    if vs_control >= MASS_VS_CONTROL:
+        return "the explanation shifts towards the cue compared with the control model, but too little to see"
+    if vs_area >= MASS_VS_AREA:
+        return ("the map favours the cue rows, but as much for the model that never saw the cue: "
+                "it does not reveal the shortcut")
+    return "the explanation does not reveal the shortcut"
 
 
 def _pct(value: float | None) -> str:
