@@ -82,8 +82,17 @@ def test_dataset_run_writes_compact_files_aggregates_and_trust_section(setup, tm
     assert trust["localisation"]["measured"] and trust["faithfulness"]["n"] == 3
     assert set(trust["randomisation"]["methods"]) == set(explainers)
     assert trust["verdicts"]["gradcam"]["magnitude"]["verdict"]
+    # relevance mass per true class = the mean over that class's journal lines
+    by_class = trust["localisation"]["by_class"]["magnitude"]
+    assert by_class and "Normal" not in by_class  # Normal windows have no precursor mask
+    for cls, item in by_class.items():
+        values = [e["heads"]["magnitude"]["localisation"]["gradcam"]["relevance_mass_accuracy"] for e in journal
+                  if e["true"]["magnitude"] == cls and e["heads"]["magnitude"].get("mask_area_share")]
+        assert item["n"] == len(values) > 0
+        assert item["relevance_mass_accuracy"]["gradcam"]["mean"] == pytest.approx(np.mean(values))
     report = (tmp_path / "report.md").read_text()
     assert "Can these explanations be trusted?" in report and "| Grad-CAM |" in report
+    assert "Relevance mass by true class" in report and f"| {next(iter(by_class))} | " in report
     saved = json.loads((tmp_path / "dataset_results.json").read_text())
     assert saved["run"]["peak_rss_mb"] > 0 and saved["n_samples"] == N
     # the comparison step picks the data-set results up and writes the trust section

@@ -152,6 +152,25 @@ def _localisation(journal, methods, heads, options) -> dict:
         for method in methods:
             out["methods"].setdefault(method, {})[head] = {
                 k: _ci(_values(journal, head, "localisation", method, k), options) for k in LOCALISATION_KEYS}
+        out.setdefault("by_class", {})[head] = _localisation_by_class(journal, methods, head, options)
+    return out
+
+
+def _localisation_by_class(journal, methods, head: str, options) -> dict:
+    """Relevance mass per true class (samples with a mask only): an average can hide a class whose
+    maps point away from the precursor."""
+    out: dict = {}
+    classes = dict.fromkeys(e.get("true", {}).get(head) for e in journal)
+    for cls in classes:
+        rows = [e for e in journal if e.get("true", {}).get(head) == cls
+                and e["heads"][head].get("localisation") and e["heads"][head].get("mask_area_share")]
+        if cls is None or not rows:
+            continue
+        out[cls] = {"n": len(rows),
+                    "mask_area_share": _ci([e["heads"][head].get("mask_area_share") for e in rows], options),
+                    "relevance_mass_accuracy": {
+                        m: _ci(_values(rows, head, "localisation", m, "relevance_mass_accuracy"), options)
+                        for m in methods}}
     return out
 
 
@@ -301,6 +320,18 @@ def trust_section(results: Mapping, level: int = 2) -> list[str]:
                 "–" if rm.get("random_logit_mean_spearman") is None else f"{rm['random_logit_mean_spearman']:.2f}",
                 verdict]) + " |")
         lines.append("")
+        by_class = loc.get("by_class", {}).get(head, {}) if loc.get("measured") else {}
+        if by_class:
+            methods = results.get("methods", [])
+            lines.append("Relevance mass by true class (samples with a planted precursor):")
+            lines.append("")
+            titles = " | ".join(METHOD_TITLES.get(m, m) for m in methods)
+            lines.append(f"| class | n | mask area share | {titles} |")
+            lines.append("|---|---|---|" + "---|" * len(methods))
+            for cls, item in by_class.items():
+                lines.append(f"| {cls} | {item['n']} | {_fmt_ci(item['mask_area_share'])} | " + " | ".join(
+                    _fmt_ci(item["relevance_mass_accuracy"].get(m)) for m in methods) + " |")
+            lines.append("")
         for method in results.get("methods", []):
             checks = trust["verdicts"][method][head]["checks"]
             if checks:
