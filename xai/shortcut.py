@@ -83,7 +83,7 @@ def explanation_effects(bundle: Any, explainers: Mapping[str, Any], source: Any,
         grids = np.stack([source.load(r).image for r in batch]).astype(np.float32)
         inputs = bundle.prepare(grids)
         normal_rows = np.array([r.magnitude_class == normal for r in batch])
-        masks = np.stack([source.mask(r) if source.mask(r) is not None else np.zeros(cue.shape, bool) for r in batch])
+        masks = np.stack([_mask_or_empty(source.mask(r), cue.shape) for r in batch])
         precursor_area.extend(masks[~normal_rows].mean(axis=(1, 2)).tolist())
         for method, explainer in explainers.items():
             maps = to_grid(explainer(inputs, head="magnitude", class_indices=None).maps, grids.shape[1:3])
@@ -98,6 +98,11 @@ def explanation_effects(bundle: Any, explainers: Mapping[str, Any], source: Any,
                           "n_normal": int(np.isfinite(cue_mass[m]).sum()),
                           "n_other": int(np.isfinite(precursor_mass[m]).sum())} for m in explainers}
     return out
+
+
+def _mask_or_empty(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The record's precursor mask (read once), or an empty one for windows without a precursor."""
+    return np.zeros(shape, bool) if mask is None else mask
 
 
 def _mean(values: Sequence[float]) -> float | None:

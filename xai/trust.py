@@ -159,15 +159,15 @@ def _localisation(journal, methods, heads, options) -> dict:
 def _localisation_by_class(journal, methods, head: str, options) -> dict:
     """Relevance mass per true class (samples with a mask only): an average can hide a class whose
     maps point away from the precursor."""
+    groups: dict[str, list] = {}
+    for e in journal:  # one pass; samples without a mask (Normal windows) have nothing to localise
+        cls = e.get("true", {}).get(head)
+        if cls is not None and e["heads"][head].get("localisation") and e["heads"][head].get("mask_area_share"):
+            groups.setdefault(cls, []).append(e)
     out: dict = {}
-    classes = dict.fromkeys(e.get("true", {}).get(head) for e in journal)
-    for cls in classes:
-        rows = [e for e in journal if e.get("true", {}).get(head) == cls
-                and e["heads"][head].get("localisation") and e["heads"][head].get("mask_area_share")]
-        if cls is None or not rows:
-            continue
+    for cls, rows in groups.items():
         out[cls] = {"n": len(rows),
-                    "mask_area_share": _ci([e["heads"][head].get("mask_area_share") for e in rows], options),
+                    "mask_area_share": _ci([e["heads"][head]["mask_area_share"] for e in rows], options),
                     "relevance_mass_accuracy": {
                         m: _ci(_values(rows, head, "localisation", m, "relevance_mass_accuracy"), options)
                         for m in methods}}
