@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -205,26 +206,74 @@ def spectrogram_of_window(window: SyntheticWindow, spectrogram: SpectrogramConfi
     return compute_spectrogram(preprocess_window(window.components), spectrogram, event_time=event_time)
 
 
-def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: SpectrogramConfig) -> Path:
+def _write_sample(folder: str, name: str, components: dict[str, np.ndarray], precursor: dict | None,
+                  spectrogram: SpectrogramConfig, event_time: str) -> dict:
+    """Spectrogram + ground-truth mask of one window, saved as ``.npy``; returns the grid's axes.
+
+    A pure function of its arguments (no random draws), so it may run in a worker process."""
+    spec = spectrogram_of_window(SyntheticWindow(components, "", "", precursor), spectrogram, event_time)
+    np.save(Path(folder) / "spectrograms" / f"{name}.npy", spec.image)
+    if precursor is not None:
+        mask = spec.axes.cell_mask(precursor["f_lo_hz"], precursor["f_hi_hz"],
+                                   precursor["onset_hours_before"] * 3600.0, precursor["end_hours_before"] * 3600.0)
+    else:
+        mask = np.zeros(spec.axes.shape, dtype=bool)
+    np.save(Path(folder) / "masks" / f"{name}.npy", mask)
+    return spec.axes.to_dict()
+
+
+def default_workers(n_samples: int) -> int:
+    """Worker processes for the spectrograms: one per usable core for a real-size set, none for a few."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 8) if n_samples >= 64 and cores > 1 else 0
+
+
+def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: SpectrogramConfig,
+                     workers: int | None = None) -> Path:
     """Write the demo data set in the users' format; atomic (built in a temp folder, then renamed).
 
     Layout: ``metadata.csv`` (magnitude_class, azimuth_class, station, date, path + extras),
     ``class_mappings.json``, ``spectrograms/<name>.npy`` (float32 grid image), ``masks/<name>.npy``
     (bool ground-truth precursor mask on the grid), ``axes.json`` and ``generator.json``.
+
+    The random draws stay in one sequential stream (the set depends only on ``cfg``); the
+    spectrograms, about 85 % of the work, are computed by ``workers`` processes (``None``: one per
+    core; 0: in this process). The files are byte-identical either way.
     """
+    from concurrent.futures.process import BrokenProcessPool
+
+    workers = default_workers(cfg.n_samples) if workers is None else int(workers)
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file and not Path(main_file).exists():
+        workers = 0  # e.g. `python -` (stdin): spawned workers could not re-import __main__
+    try:
+        return _generate_dataset(Path(root), cfg, spectrogram, workers)
+    except BrokenProcessPool as exc:  # e.g. a __main__ that spawned workers cannot import
+        log.warning("worker processes failed (%s); generating the demo data set in this process", exc)
+        return _generate_dataset(Path(root), cfg, spectrogram, 0)
+
+
+def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: SpectrogramConfig, workers: int) -> Path:
     import csv
+    import multiprocessing
     import os
     import shutil
     import tempfile
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
 
     from geomag.dataset import ClassMappings
     from xai.io import atomic_write_json
 
-    root = Path(root)
     if (root / "metadata.csv").exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    # "spawn": the parent may already run TensorFlow's thread pools, which must not be forked
+    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            if workers > 0 else None)
     try:
         (tmp / "spectrograms").mkdir()
         (tmp / "masks").mkdir()
@@ -232,7 +281,7 @@ def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: Spectr
         labels = draw_labels(rng, cfg)
         day0 = np.datetime64("2016-01-01")
         pairs = rng.choice(len(STATIONS) * 3000, size=len(labels), replace=False)
-        rows, axes_dict = [], None
+        rows, axes_dict, pending = [], None, deque()
         for i, ((mag, azi), pair) in enumerate(zip(labels, pairs)):
             station = STATIONS[pair % len(STATIONS)]
             date = str(day0 + np.timedelta64(int(pair // len(STATIONS)), "D"))
@@ -240,19 +289,16 @@ def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: Spectr
             event_time = f"{date}T{int(event_hour):02d}:{int(event_hour % 1 * 60):02d}:00Z"
             start_hour = (event_hour - spectrogram.window_hours) % 24
             window = generate_window(rng, cfg, mag, azi, spectrogram.window_s, start_hour)
-            spec = spectrogram_of_window(window, spectrogram, event_time)
             name = f"{mag}_{station}_{date}"
-            np.save(tmp / "spectrograms" / f"{name}.npy", spec.image)
-            if window.precursor is not None:
-                p = window.precursor
-                mask = spec.axes.cell_mask(p["f_lo_hz"], p["f_hi_hz"], p["onset_hours_before"] * 3600.0,
-                                           p["end_hours_before"] * 3600.0)
+            job = (str(tmp), name, window.components, window.precursor, spectrogram, event_time)
+            if pool is None:
+                axes = _write_sample(*job)
+                axes_dict = axes_dict or axes
             else:
-                mask = np.zeros(spec.axes.shape, dtype=bool)
-            np.save(tmp / "masks" / f"{name}.npy", mask)
-            if axes_dict is None:
-                axes_dict = spec.axes.to_dict()
-                axes_dict["event_time"] = None
+                pending.append(pool.submit(_write_sample, *job))
+                while len(pending) > 4 * workers:  # bounded memory: a few windows in flight
+                    axes = pending.popleft().result()
+                    axes_dict = axes_dict or axes
             p = window.precursor or {}
             rows.append({
                 "magnitude_class": mag, "azimuth_class": azi, "station": station, "date": date,
@@ -262,6 +308,10 @@ def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: Spectr
                 "precursor_band_hz": f"{p['f_lo_hz']:.5f}-{p['f_hi_hz']:.5f}" if p else "",
                 "precursor_theta_deg": f"{p['theta_deg']:.1f}" if p else "",
             })
+        while pending:
+            axes = pending.popleft().result()
+            axes_dict = axes_dict or axes
+        axes_dict["event_time"] = None
         with open(tmp / "metadata.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
@@ -277,7 +327,9 @@ def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: Spectr
                 raise
             log.info("another process created %s first; using it", root)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    log.info("demo data set: %d samples in %s", len(rows), root)
+    log.info("demo data set: %d samples in %s (%d worker processes)", len(rows), root, workers)
     return root

@@ -132,7 +132,11 @@ class ModelBundle:
         if len(x) <= batch_size:  # one batch: an eager call skips tracing a predict function
             outputs = self.model(x, training=False)
         else:  # several batches: Keras' compiled, batched predict loop
-            outputs = self.model.predict(x, batch_size=batch_size, verbose=0)
+            from models.pipeline import keras_batches
+
+            batches = keras_batches(x, batch_size=batch_size)
+            outputs = self.model.predict(batches if batches is not None else x, batch_size=None if batches
+                                         is not None else batch_size, verbose=0)
         raw = [np.asarray(values) for values in keras.tree.flatten(outputs)]
         result: dict[str, np.ndarray] = {}
         for head in self.heads:

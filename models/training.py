@@ -271,6 +271,7 @@ def _fit(model, x, labels, weights, train, val, epochs, learning_rate, training)
     import keras
 
     from models.graph import output_names
+    from models.pipeline import keras_batches
 
     order = list(output_names(model))
     batch_size = int(training.get("batch_size", 16))
@@ -293,12 +294,18 @@ def _fit(model, x, labels, weights, train, val, epochs, learning_rate, training)
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=str(training.get("monitor", "val_loss")), patience=int(training.get("patience", 3)),
             restore_best_weights=True, mode="auto"))
-    history = model.fit(
-        x[train], [labels[h][train] for h in order], sample_weight=[weights[h] for h in order],
-        validation_data=(x[val], [labels[h][val] for h in order]) if len(val) else None,
-        batch_size=batch_size, epochs=epochs, shuffle=True,
-        verbose=1 if sys.stdout.isatty() else 2, callbacks=callbacks,
-    )
+    train_x, train_y, train_w = x[train], [labels[h][train] for h in order], [weights[h] for h in order]
+    # Keras' own batches without tf.data autotuning (models/pipeline.py): same weights, no stalls
+    dataset = keras_batches(train_x, train_y, train_w, batch_size=batch_size, shuffle=True)
+    inputs = {"x": dataset, "shuffle": False} if dataset is not None else {  # the batches are shuffled
+        "x": train_x, "y": train_y, "sample_weight": train_w, "batch_size": batch_size, "shuffle": True}
+    validation = None
+    if len(val):
+        val_x, val_y = x[val], [labels[h][val] for h in order]
+        validation = (keras_batches(val_x, val_y, batch_size=batch_size) if dataset is not None else None) or (
+            val_x, val_y)
+    history = model.fit(**inputs, validation_data=validation, epochs=epochs,
+                        verbose=1 if sys.stdout.isatty() else 2, callbacks=callbacks)
     return history.history
 
 

@@ -106,3 +106,38 @@ def test_unknown_generator_option_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="data.generator"):
         DemoDataSource(tmp_path, {"n_sample": 3}, SPEC)
+
+
+def _files(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_worker_processes_write_byte_identical_files(tmp_path):
+    """The spectrograms may be computed by spawned workers: same bytes as in-process generation."""
+    from geomag.synthetic import generate_dataset
+
+    config = GeneratorConfig(n_samples=10)
+    serial = generate_dataset(tmp_path / "serial", config, SPEC, workers=0)
+    pooled = generate_dataset(tmp_path / "pooled", config, SPEC, workers=2)
+    serial_files, pooled_files = _files(serial), _files(pooled)
+    assert len(serial_files) == 2 * 10 + 4 and serial_files == pooled_files
+    assert not list(tmp_path.glob(".*tmp-*"))  # no temp folder left behind
+
+
+def test_broken_worker_pool_falls_back_to_this_process(tmp_path, monkeypatch, caplog):
+    from concurrent.futures.process import BrokenProcessPool
+
+    import geomag.synthetic as synthetic
+
+    real, calls = synthetic._generate_dataset, []
+
+    def flaky(root, cfg, spectrogram, workers):
+        calls.append(workers)
+        if workers:
+            raise BrokenProcessPool("a child process terminated abruptly")
+        return real(root, cfg, spectrogram, workers)
+
+    monkeypatch.setattr(synthetic, "_generate_dataset", flaky)
+    root = synthetic.generate_dataset(tmp_path / "set", GeneratorConfig(n_samples=4), SPEC, workers=2)
+    assert calls == [2, 0] and (root / "metadata.csv").exists()
+    assert "generating the demo data set in this process" in caplog.text
