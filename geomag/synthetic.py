@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import sys
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -222,6 +223,14 @@ def _write_sample(folder: str, name: str, components: dict[str, np.ndarray], pre
     return spec.axes.to_dict()
 
 
+def _drain(pending: deque, keep: int, axes: dict | None) -> dict | None:
+    """Wait for all but the ``keep`` newest jobs (their errors surface here); keep the first grid axes."""
+    while len(pending) > keep:
+        done = pending.popleft().result()
+        axes = axes if axes is not None else done
+    return axes
+
+
 def default_workers(n_samples: int) -> int:
     """Worker processes for the spectrograms: one per usable core for a real-size set, none for a few."""
     import os
@@ -261,8 +270,7 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
     import os
     import shutil
     import tempfile
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     from geomag.dataset import ClassMappings
     from xai.io import atomic_write_json
@@ -292,13 +300,11 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
             name = f"{mag}_{station}_{date}"
             job = (str(tmp), name, window.components, window.precursor, spectrogram, event_time)
             if pool is None:
-                axes = _write_sample(*job)
-                axes_dict = axes_dict or axes
+                pending.append(Future())
+                pending[-1].set_result(_write_sample(*job))
             else:
                 pending.append(pool.submit(_write_sample, *job))
-                while len(pending) > 4 * workers:  # bounded memory: a few windows in flight
-                    axes = pending.popleft().result()
-                    axes_dict = axes_dict or axes
+            axes_dict = _drain(pending, 4 * workers, axes_dict)  # bounded memory: a few windows in flight
             p = window.precursor or {}
             rows.append({
                 "magnitude_class": mag, "azimuth_class": azi, "station": station, "date": date,
@@ -308,9 +314,7 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
                 "precursor_band_hz": f"{p['f_lo_hz']:.5f}-{p['f_hi_hz']:.5f}" if p else "",
                 "precursor_theta_deg": f"{p['theta_deg']:.1f}" if p else "",
             })
-        while pending:
-            axes = pending.popleft().result()
-            axes_dict = axes_dict or axes
+        axes_dict = _drain(pending, 0, axes_dict)
         axes_dict["event_time"] = None
         with open(tmp / "metadata.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -134,9 +134,11 @@ class ModelBundle:
         else:  # several batches: Keras' compiled, batched predict loop
             from models.pipeline import keras_batches
 
-            batches = keras_batches(x, batch_size=batch_size)
-            outputs = self.model.predict(batches if batches is not None else x, batch_size=None if batches
-                                         is not None else batch_size, verbose=0)
+            batches = keras_batches(x, batch_size=batch_size)  # no tf.data autotuning: no teardown stall
+            if batches is None:
+                outputs = self.model.predict(x, batch_size=batch_size, verbose=0)
+            else:
+                outputs = self.model.predict(batches, verbose=0)
         raw = [np.asarray(values) for values in keras.tree.flatten(outputs)]
         result: dict[str, np.ndarray] = {}
         for head in self.heads:

@@ -295,15 +295,18 @@ def _fit(model, x, labels, weights, train, val, epochs, learning_rate, training)
             monitor=str(training.get("monitor", "val_loss")), patience=int(training.get("patience", 3)),
             restore_best_weights=True, mode="auto"))
     train_x, train_y, train_w = x[train], [labels[h][train] for h in order], [weights[h] for h in order]
-    # Keras' own batches without tf.data autotuning (models/pipeline.py): same weights, no stalls
+    # Keras' own shuffled batches without tf.data autotuning (models/pipeline.py): same weights, no stalls
     dataset = keras_batches(train_x, train_y, train_w, batch_size=batch_size, shuffle=True)
-    inputs = {"x": dataset, "shuffle": False} if dataset is not None else {  # the batches are shuffled
-        "x": train_x, "y": train_y, "sample_weight": train_w, "batch_size": batch_size, "shuffle": True}
+    if dataset is not None:
+        inputs = {"x": dataset, "shuffle": False}  # already shuffled, per epoch
+    else:
+        inputs = {"x": train_x, "y": train_y, "sample_weight": train_w, "batch_size": batch_size, "shuffle": True}
     validation = None
     if len(val):
         val_x, val_y = x[val], [labels[h][val] for h in order]
-        validation = (keras_batches(val_x, val_y, batch_size=batch_size) if dataset is not None else None) or (
-            val_x, val_y)
+        validation = keras_batches(val_x, val_y, batch_size=batch_size)
+        if validation is None:
+            validation = (val_x, val_y)
     history = model.fit(**inputs, validation_data=validation, epochs=epochs,
                         verbose=1 if sys.stdout.isatty() else 2, callbacks=callbacks)
     return history.history
