@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from geomag.errors import PrecursorError
+    from core.errors import PrecursorError
 
     multirun = _in_multirun()
     try:

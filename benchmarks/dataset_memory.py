@@ -73,12 +73,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     import tensorflow as tf
 
+    from core.io import atomic_write_json
     from geomag.sources import DemoDataSource
     from geomag.spectrogram import SpectrogramConfig
     from xai.dataset import DatasetOptions, explain_dataset, peak_rss_mb, rss_mb
     from xai.explainers.gradcam import GradCAM
     from xai.explainers.saliency import Saliency
-    from xai.io import atomic_write_json
 
     started = time.perf_counter()
     temporary = None if args.cache is not None else tempfile.mkdtemp(prefix="dataset_memory-")

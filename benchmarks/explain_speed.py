@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     table = to_markdown(rows, header)
     log.info("\n%s", table)
     if args.out is not None:
-        from xai.io import atomic_write_json, atomic_write_text
+        from core.io import atomic_write_json, atomic_write_text
 
         payload = {
             "header": header,

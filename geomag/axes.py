@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
 
 LAYOUTS = ("channels", "stacked")
 SCALES = ("log", "linear")

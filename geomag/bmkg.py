@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geomag.errors import InputDataError
+from core.errors import InputDataError
 from geomag.readers import BMKG_NAME_PATTERN, TruncatedFileWarning, load_bytes, warn_data
 from geomag.timeseries import GeomagSeries
 

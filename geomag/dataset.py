@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from geomag.errors import ConfigError, InputDataError
+from core.errors import ConfigError, InputDataError
 
 log = logging.getLogger(__name__)
 

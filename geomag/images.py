@@ -44,8 +44,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.errors import ConfigError, InputDataError
+from core.text import first_line, plain
 from geomag.axes import LAYOUTS, SCALES, SpectrogramAxes
-from geomag.errors import ConfigError, InputDataError
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,6 @@ _OFF_COLORMAP_DISTANCE = 48.0
 _MAX_OFF_COLORMAP_FRACTION = 0.2
 
 
-def _plain(value: object) -> object:
-    """OmegaConf containers -> builtin lists/dicts (Hydra passes ListConfig to _target_ classes)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(value, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return value
 
 
 @dataclass
@@ -100,8 +91,8 @@ class ImageSpec:
     value_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        self.components = tuple(str(c) for c in _plain(self.components))
-        self.frequency_range_hz = tuple(float(v) for v in _plain(self.frequency_range_hz))
+        self.components = tuple(str(c) for c in plain(self.components))
+        self.frequency_range_hz = tuple(float(v) for v in plain(self.frequency_range_hz))
         self.window_s = float(self.window_s)
         self.channels = int(self.channels)
         if self.layout not in LAYOUTS:
@@ -124,7 +115,7 @@ class ImageSpec:
             raise ConfigError(f"data.image.channels: the channels layout needs one channel per component "
                               f"({len(self.components)} for {list(self.components)}), got {self.channels}")
         if self.expected_shape is not None:
-            shape = tuple(int(v) for v in _plain(self.expected_shape))
+            shape = tuple(int(v) for v in plain(self.expected_shape))
             if len(shape) != 2 or min(shape) < 1:
                 raise ConfigError(f"data.image.expected_shape: need [rows, cols] or null, got {list(shape)}")
             self.expected_shape = shape
@@ -135,7 +126,7 @@ class ImageSpec:
         if self.invert_colormap and self.colormap is None:
             raise ConfigError("data.image.invert_colormap: needs data.image.colormap (e.g. jet)")
         if self.value_range is not None:
-            lo, hi = (float(v) for v in _plain(self.value_range))
+            lo, hi = (float(v) for v in plain(self.value_range))
             if not np.isfinite([lo, hi]).all() or not lo < hi:
                 raise ConfigError(f"data.image.value_range: need [lo, hi] with lo < hi, got {[lo, hi]}")
             self.value_range = (lo, hi)
@@ -232,11 +223,6 @@ def apply_colormap(scalar: np.ndarray, name: str = "jet") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- reading
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:200]
-
-
 def _check_finite(array: np.ndarray, path: Path) -> None:
     if not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
@@ -264,7 +250,7 @@ def _read_image_file(path: Path, spec: ImageSpec) -> tuple[np.ndarray, np.ndarra
                 handle.load()
                 img = handle.copy()
     except Exception as exc:  # decoders of untrusted bytes raise OSError, SyntaxError, struct.error...
-        raise InputDataError(path, f"cannot decode image (truncated or corrupt file?): {_first_line(exc)}") from None
+        raise InputDataError(path, f"cannot decode image (truncated or corrupt file?): {first_line(exc)}") from None
     mode = img.mode
     if ";16" in rawmode and mode not in _SIXTEEN_BIT_MODES:
         # pillow keeps the high byte of 16-bit colour (and grey + alpha) PNGs
@@ -309,7 +295,7 @@ def _read_array_file(path: Path, spec: ImageSpec) -> np.ndarray:
     try:
         loaded = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # np.load on untrusted bytes raises many types (TokenError, ...)
-        message = _first_line(exc)
+        message = first_line(exc)
         if "pickle" in message.lower() or "python objects" in message.lower():
             raise InputDataError(path, "object arrays need pickle, refused") from None
         raise InputDataError(path, f"not a readable .npy array ({message})") from None

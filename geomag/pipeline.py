@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from os import PathLike
 
-from geomag.errors import InputDataError
+from core.errors import InputDataError
 from geomag.preprocess import PreEventWindow, cut_window, detrend, fill_gaps, quality_report
 from geomag.readers import read_timeseries
 from geomag.spectrogram import Spectrogram, SpectrogramConfig, compute_spectrogram

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 import numpy as np
 from scipy import signal
 
-from geomag.errors import ConfigError, InputDataError
+from core.errors import ConfigError, InputDataError
 from geomag.timeseries import GeomagSeries
 
 logger = logging.getLogger(__name__)

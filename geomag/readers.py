@@ -16,7 +16,7 @@ import zlib
 from os import PathLike
 from pathlib import Path
 
-from geomag.errors import InputDataError
+from core.errors import InputDataError
 from geomag.timeseries import GeomagSeries
 
 logger = logging.getLogger(__name__)

@@ -17,24 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import ConfigError, InputDataError
+from core.text import plain
 from geomag.axes import SpectrogramAxes
 from geomag.dataset import ClassMappings, SampleRecord, load_metadata, resolve_data_path
-from geomag.errors import ConfigError, InputDataError
 from geomag.images import IMAGE_SUFFIXES, ImageSpec, LoadedSpectrogram, load_spectrogram_image
 from geomag.spectrogram import SpectrogramConfig
 
 log = logging.getLogger(__name__)
 
 
-def _plain(node):
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(node):
-            return OmegaConf.to_container(node, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return node
 
 
 class CsvDataSource:
@@ -61,10 +53,10 @@ class CsvDataSource:
         if class_mappings and self.class_mappings is None:
             raise InputDataError(mappings_file, "class mappings file not found (data.class_mappings)")
         try:
-            self.image_spec = ImageSpec(**_plain(image)) if image else None
+            self.image_spec = ImageSpec(**plain(image)) if image else None
         except TypeError as exc:  # an unknown key under data.image
             raise ConfigError(f"data.image: {exc}") from None
-        spectrogram = _plain(spectrogram)
+        spectrogram = plain(spectrogram)
         self.spectrogram = (spectrogram if isinstance(spectrogram, SpectrogramConfig)
                             else SpectrogramConfig.from_config(spectrogram or {}))
         axes_path = Path(axes_file) if axes_file else None
@@ -77,7 +69,7 @@ class CsvDataSource:
             except (OSError, ValueError, KeyError) as exc:
                 raise InputDataError(axes_path, f"cannot read spectrogram axes ({exc})") from None
         self.allow_outside_root = allow_outside_root
-        self.gaps = dict(_plain(gaps) or {})
+        self.gaps = dict(plain(gaps) or {})
         self.detrend = detrend
         self._records: list[SampleRecord] | None = None
 
@@ -155,7 +147,7 @@ class DemoDataSource(CsvDataSource):
                  spectrogram: Mapping | SpectrogramConfig | None = None) -> None:
         from geomag.synthetic import GeneratorConfig, generate_dataset
 
-        generator = dict(_plain(generator) or {})
+        generator = dict(plain(generator) or {})
         for key in ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio",
                     "shortcut_classes"):
             if key in generator:
@@ -164,7 +156,7 @@ class DemoDataSource(CsvDataSource):
             self.generator = GeneratorConfig(**generator)
         except TypeError as exc:
             raise ConfigError(f"data.generator: {exc}") from None
-        spectrogram = _plain(spectrogram)
+        spectrogram = plain(spectrogram)
         spec_cfg = (spectrogram if isinstance(spectrogram, SpectrogramConfig)
                     else SpectrogramConfig.from_config(spectrogram or {}))
         self.hash = self.generator.hash(spec_cfg)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import ShortTimeFFT, get_window
 
+from core.errors import ConfigError, InputDataError
 from geomag.axes import SpectrogramAxes, _panel_frequencies
-from geomag.errors import ConfigError, InputDataError
 
 log = logging.getLogger(__name__)
 

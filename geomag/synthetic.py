@@ -272,8 +272,8 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
     import tempfile
     from concurrent.futures import Future, ProcessPoolExecutor
 
+    from core.io import atomic_write_json
     from geomag.dataset import ClassMappings
-    from xai.io import atomic_write_json
 
     if (root / "metadata.csv").exists():
         return root

@@ -36,7 +36,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from geomag.errors import ConfigError, ModelError
+from core.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import keras
 from keras import ops
 
-from geomag.errors import ModelError
+from core.errors import ModelError
 
 log = logging.getLogger(__name__)
 

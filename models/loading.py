@@ -5,7 +5,7 @@ opts out for a trusted file), legacy ``.h5``/``.hdf5`` full models, and TensorFl
 folders.  Keras 3 can only run a SavedModel as an opaque ``keras.layers.TFSMLayer``: it is
 wrapped in a functional model whose outputs are named after the serving signature's outputs, so
 gradient methods (saliency) work, but no convolutional layer is reachable and Grad-CAM raises a
-:class:`~geomag.errors.ModelError`.
+:class:`~core.errors.ModelError`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from core.errors import ConfigError, InputDataError, ModelError
+from core.text import first_line
 from geomag.dataset import HEADS, ClassMappings
-from geomag.errors import ConfigError, InputDataError, ModelError
 from models.graph import (
     ExplanationGraph,
     explanation_model,
@@ -186,11 +187,6 @@ class ModelBundle:
 
 
 # --------------------------------------------------------------------------- reading files
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:300]
-
-
 def _load_keras_file(path: Path, safe_mode: bool) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=bool(safe_mode))
@@ -203,9 +199,9 @@ def _load_keras_file(path: Path, safe_mode: bool) -> keras.Model:
                 "deserialisation; set model.safe_mode=false only if you trust this file",
             ) from error
         if "Could not locate" in message or "Unknown layer" in message:
-            problem = f"the model uses a custom class unknown here: {_first_line(error)}"
+            problem = f"the model uses a custom class unknown here: {first_line(error)}"
             raise ModelError(path, problem) from error
-        raise ModelError(path, f"not a loadable Keras model: {_first_line(error)}") from error
+        raise ModelError(path, f"not a loadable Keras model: {first_line(error)}") from error
     if not isinstance(model, keras.Model):
         raise ModelError(path, f"does not hold a Keras model (got {type(model).__name__})")
     return model
@@ -220,7 +216,7 @@ def _load_saved_model(path: Path, input_shape: Sequence[int] | None) -> keras.Mo
     try:
         layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
     except Exception as error:
-        problem = f"not a loadable SavedModel (serving_default): {_first_line(error)}"
+        problem = f"not a loadable SavedModel (serving_default): {first_line(error)}"
         raise ModelError(path, problem) from error
     signature = layer._reloaded_obj.signatures["serving_default"]
     args, kwargs = signature.structured_input_signature

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from core.errors import ConfigError
+from core.io import atomic_path, atomic_write_json, atomic_write_text
 from geomag.dataset import HEADS, ClassMappings, SampleRecord
-from geomag.errors import ConfigError
-from xai.io import atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 

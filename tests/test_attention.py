@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from core.errors import InputDataError
 from geomag.axes import SpectrogramAxes
-from geomag.errors import InputDataError
 from xai.attention import (
     BANDS,
     CHANNELS_NOT_AVAILABLE,

@@ -24,9 +24,9 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
+from core.errors import ConfigError, InputDataError, ModelError, PrecursorError
 from geomag.bmkg import BLOCK_BYTES, HEADER_BYTES, RECORD_BYTES, RECORDS_PER_BLOCK, read_bmkg_frg604
 from geomag.dataset import ClassMappings, load_metadata
-from geomag.errors import ConfigError, InputDataError, ModelError, PrecursorError
 from geomag.iaga2002 import read_iaga2002
 from geomag.images import ImageSpec, load_spectrogram_image
 from geomag.readers import ReaderWarning, TruncatedFileWarning, read_timeseries
@@ -52,7 +52,7 @@ def refused(error: type[PrecursorError], path: Path | str, *words: str, folder: 
     before = _tree(folder)
     with pytest.raises(error) as info:
         yield info
-    assert type(info.value).__module__ == "geomag.errors", type(info.value)
+    assert type(info.value).__module__ == "core.errors", type(info.value)
     message = str(info.value)
     assert str(path) in message, message
     assert "\n" not in message and "\r" not in message

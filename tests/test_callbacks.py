@@ -14,11 +14,11 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from geomag.errors import InputDataError
+from core.errors import InputDataError
+from core.io import atomic_write_json
 from tests.test_compare import SAMPLES_A, SAMPLES_B, FakeRender, _job, make_model_folder
 from xai.callbacks import CompareOnMultirunEnd
 from xai.compare import COMPARISON_JSON, REPORT_FILE
-from xai.io import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,8 @@ def test_on_job_end_records_failure_and_keeps_the_sweep_going(tmp_path, caplog):
                         job_return=ret)
     assert ret.status == JobStatus.COMPLETED
     status = json.loads((job_dir / "x" / "status.json").read_text())
-    expected = {"status": "failed", "error": "models/x.keras: file not found", "model": "x", "sample": "S1"}
+    expected = {"status": "failed", "error": "models/x.keras: file not found", "error_type": "InputDataError",
+                "model": "x", "sample": "S1", "overrides": []}
     assert status == expected
     assert callback.failed_jobs[0]["error"] == "models/x.keras: file not found"
     assert "file not found" in caplog.text
@@ -133,7 +134,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 
 import xai.render
-from geomag.errors import InputDataError
+from core.errors import InputDataError
 from tests.test_compare import SAMPLES_A, FakeRender, make_model_folder
 
 fake = FakeRender()

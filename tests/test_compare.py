@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from core.errors import ConfigError, InputDataError
+from core.io import atomic_savez, atomic_write_json
 from geomag.axes import SpectrogramAxes
-from geomag.errors import ConfigError, InputDataError
 from xai.compare import (
     COMPARISON_JSON,
     REPORT_FILE,
@@ -20,7 +21,6 @@ from xai.compare import (
     has_failures,
     run_compare_task,
 )
-from xai.io import atomic_savez, atomic_write_json
 
 HOUR = 3600.0
 MAGNITUDE_CLASSES = ["Normal", "Moderate", "Medium", "Large"]

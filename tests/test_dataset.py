@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from core.errors import ConfigError, InputDataError
 from geomag.dataset import (
     ClassMappings,
     SampleRecord,
@@ -15,7 +16,6 @@ from geomag.dataset import (
     load_metadata,
     select_samples,
 )
-from geomag.errors import ConfigError, InputDataError
 
 USERS_MAPPINGS = {
     "magnitude_classes": ["Large", "Medium", "Moderate", "Normal"],

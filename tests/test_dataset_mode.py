@@ -153,7 +153,7 @@ def test_torn_journal_line_is_cut_and_other_config_starts_afresh(setup, tmp_path
 
 def test_heatmap_store_refuses_a_mismatched_file_on_resume(tmp_path):
     HeatmapStore(tmp_path, [("gradcam", "magnitude")], 4, (8, 8))
-    from geomag.errors import InputDataError
+    from core.errors import InputDataError
 
     with pytest.raises(InputDataError, match="shape"):
         HeatmapStore(tmp_path, [("gradcam", "magnitude")], 5, (8, 8), create=False)

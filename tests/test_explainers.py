@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from geomag.errors import ConfigError, InputDataError, ModelError
+from core.errors import ConfigError, InputDataError, ModelError
 from xai.explainers.base import normalize_for_display, to_grid
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.saliency import Saliency

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
 from tests.test_explainers import tiny_two_head_model
 from xai.explainers import build_explainers
 from xai.explainers.gradcam import GradCAM

@@ -8,7 +8,7 @@ import tf_keras_vis.gradcam as tfkv_gradcam_module
 from tf_keras_vis.saliency import Saliency as PlainSaliency
 from tf_keras_vis.utils.scores import CategoricalScore, InactiveScore
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
 from models.graph import explanation_model
 from tests.test_explainers import HEADS, tiny_two_head_model
 from xai.explainers.gradcam import GradCAM

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from geomag.errors import ConfigError, InputDataError
+from core.errors import ConfigError, InputDataError
 from geomag.images import (
     ImageSpec,
     apply_colormap,

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from geomag.errors import InputDataError
-from xai.io import atomic_path, atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text
+from core.errors import InputDataError
+from core.io import atomic_path, atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def _leftovers(folder):

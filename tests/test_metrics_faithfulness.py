@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from geomag.errors import ConfigError, InputDataError, ModelError
+from core.errors import ConfigError, InputDataError, ModelError
 from xai.explainers.base import to_grid
 from xai.explainers.gradcam import GradCAM
 from xai.metrics.faithfulness import (

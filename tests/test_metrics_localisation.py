@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from geomag.errors import ConfigError, InputDataError
+from core.errors import ConfigError, InputDataError
 from xai.metrics.localisation import (
     localisation_scores,
     mask_area_share,

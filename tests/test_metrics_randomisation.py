@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from geomag.errors import ConfigError, ModelError
+from core.errors import ConfigError, ModelError
 from tests.test_explainers import tiny_two_head_model
 from xai.explainers.gradcam import GradCAM
 from xai.metrics.randomisation import (

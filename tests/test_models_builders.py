@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from geomag.errors import ConfigError, ModelError
+from core.errors import ConfigError, ModelError
 from models.builders import (
     INPUT_STANDARDIZATION,
     build_efficientnet_multitask,

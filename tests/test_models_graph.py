@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from geomag.errors import ModelError
+from core.errors import ModelError
 from models.graph import (
     DenseLogits,
     explanation_model,

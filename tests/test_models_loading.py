@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from omegaconf import OmegaConf
 
+from core.errors import ConfigError, InputDataError, ModelError
 from geomag.dataset import ClassMappings
-from geomag.errors import ConfigError, InputDataError, ModelError
 from models.builders import build_efficientnet_multitask, set_input_standardization
 from models.loading import (
     apply_preprocessing,

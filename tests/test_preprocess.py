@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from core.errors import ConfigError, InputDataError
 from geomag.bmkg import BLOCK_BYTES, HEADER_BYTES, INVALID_ABS_NT, decode_int24, read_bmkg_frg604
-from geomag.errors import ConfigError, InputDataError
 from geomag.preprocess import (
     DEFAULT_BANDS,
     PreEventWindow,

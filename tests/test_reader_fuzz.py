@@ -21,8 +21,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import InputDataError
 from geomag.bmkg import BLOCK_BYTES, HEADER_BYTES, RECORD_BYTES, RECORDS_PER_BLOCK, read_bmkg_frg604
-from geomag.errors import InputDataError
 from geomag.iaga2002 import read_iaga2002
 from geomag.readers import ReaderWarning, read_timeseries
 from geomag.timeseries import GeomagSeries

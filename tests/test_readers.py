@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import InputDataError
 from geomag.bmkg import BLOCK_BYTES, read_bmkg_frg604, read_frg604_day
-from geomag.errors import InputDataError
 from geomag.iaga2002 import header_interval_s, read_iaga2002
 from geomag.readers import ReaderWarning, TruncatedFileWarning, read_timeseries
 

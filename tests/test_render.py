@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
+from core.errors import InputDataError  # noqa: E402
 from geomag.axes import SpectrogramAxes  # noqa: E402
-from geomag.errors import InputDataError  # noqa: E402
 from xai import render  # noqa: E402
 
 COMMON = {

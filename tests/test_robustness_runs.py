@@ -24,6 +24,7 @@ import pytest
 import tensorflow as tf
 from matplotlib.figure import Figure
 
+from core.names import RESULT_FILES
 from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
 from models.loading import bundle_from_model
@@ -226,7 +227,7 @@ def test_failure_record_never_joins_an_earlier_runs_results(tmp_path, monkeypatc
     cfg = OmegaConf.create({"task": {"_target_": "xai.tasks.explain.run"}, "model": {"name": "m"}, "sample": "S"})
     written = runtime.record_failure(cfg, ValueError("boom"))
     assert written == tmp_path / "m" / "status.json" and json.loads(written.read_text())["error"] == "boom"
-    for name in runtime.RESULT_FILES:
+    for name in RESULT_FILES:
         folder = tmp_path / name.split("_")[0]
         folder.mkdir()
         (folder / name).write_text("{}")
@@ -270,7 +271,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_savez_that_fails_midway_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
-    from xai.io import atomic_savez
+    from core.io import atomic_savez
 
     target = tmp_path / "s_heatmaps.npz"
     atomic_savez(target, input=np.zeros(3))
@@ -290,7 +291,7 @@ def test_savez_that_fails_midway_leaves_the_old_file_and_no_temp(tmp_path, monke
 
 
 def test_json_write_that_fails_after_writing_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
-    from xai.io import atomic_write_json
+    from core.io import atomic_write_json
 
     target = tmp_path / "visualization_results.json"
     atomic_write_json(target, {"run": 1})

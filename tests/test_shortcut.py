@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
 from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
 from xai import shortcut

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import ConfigError, InputDataError
 from geomag.axes import SpectrogramAxes
-from geomag.errors import ConfigError, InputDataError
 from xai.attention import band_shares
 from xai.similarity import (
     common_axes_for,

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from geomag.errors import InputDataError
+from core.errors import InputDataError
 from geomag.images import render_jet_stacked, save_spectrogram_png
 from geomag.sources import CsvDataSource
 from geomag.spectrogram import SpectrogramConfig

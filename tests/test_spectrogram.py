@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geomag.errors import ConfigError, InputDataError
+from core.errors import ConfigError, InputDataError
 from geomag.spectrogram import SpectrogramConfig, compute_spectrogram
 
 N = 21600  # 6 h at 1 Hz

@@ -102,7 +102,7 @@ def test_demo_data_set_in_users_format_with_masks(tmp_path):
 
 
 def test_unknown_generator_option_is_a_config_error(tmp_path):
-    from geomag.errors import ConfigError
+    from core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="data.generator"):
         DemoDataSource(tmp_path, {"n_sample": 3}, SPEC)

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import InputDataError
 from geomag.axes import SpectrogramAxes
-from geomag.errors import InputDataError
 
 __all__ = [
     "BANDS",

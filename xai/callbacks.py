@@ -26,6 +26,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from core.errors import PrecursorError
+from core.failures import failure_status, write_failure
+from core.names import COMPARISON_DIR, COMPARISON_REPORT, STATUS_FILE
+
 log = logging.getLogger(__name__)
 
 __all__ = ["CompareOnMultirunEnd"]
@@ -69,8 +73,6 @@ class CompareOnMultirunEnd(Callback):
             error: BaseException = RuntimeError("the job failed without an exception")
         except BaseException as raised:  # noqa: BLE001 - we record whatever the job raised
             error = raised
-        from geomag.errors import PrecursorError
-
         model = _select(config, "model.name")
         sample = _select(config, "sample")
         job_dir = _select(config, "hydra.runtime.output_dir")
@@ -87,36 +89,17 @@ class CompareOnMultirunEnd(Callback):
         )
         task = _select(config, "task._target_")
         if job_dir and (not task or any(t in str(task) for t in ("explain", "dataset"))):  # train/compare: none
-            self._ensure_status_file(Path(job_dir), model, sample, message)
+            self._ensure_status_file(Path(job_dir), model, sample, error, message)
         if self.keep_going and _is_multirun(config):
             # Hydra's sweeper would re-raise this before on_multirun_end: the failure is reported there.
             job_return.status = JobStatus.COMPLETED
 
     @staticmethod
-    def _ensure_status_file(job_dir: Path, model: Any, sample: Any, message: str) -> None:
-        from xai.compare import STATUS_FILE
-
+    def _ensure_status_file(job_dir: Path, model: Any, sample: Any, error: BaseException, message: str) -> None:
         if job_dir.is_dir() and any(job_dir.rglob(STATUS_FILE)):
             return  # the job recorded its own failure
-        from xai.io import atomic_write_json
-
-        target = job_dir / str(model) / STATUS_FILE if model else job_dir / STATUS_FILE
-        from xai.runtime import RESULT_FILES
-
-        if any((target.parent / name).exists() for name in RESULT_FILES):
-            log.warning("%s holds earlier results; the failure is reported in the log and the comparison only",
-                        target.parent)
-            return
-        status = {
-            "status": "failed",
-            "error": message,
-            "model": model,
-            "sample": sample if isinstance(sample, (str, int, float, type(None))) else str(sample),
-        }
-        try:
-            atomic_write_json(target, status)
-        except Exception as error:  # noqa: BLE001 - the failure is still logged and counted
-            log.error("could not write %s: %s", target, error)
+        folder = job_dir / str(model) if model else job_dir
+        write_failure(folder, failure_status(message, type(error).__name__, model, sample))
 
     # ------------------------------------------------------------------ end of the sweep
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -128,17 +111,15 @@ class CompareOnMultirunEnd(Callback):
             log.error("comparison skipped: hydra.sweep.dir is not set")
             return
         sweep_dir = Path(str(sweep))
-        out_dir = sweep_dir / "comparison"
+        out_dir = sweep_dir / COMPARISON_DIR
         comparison_failed = False
         comparison: dict | None = None
         try:
-            from xai.compare import REPORT_FILE, compare_runs
+            from xai.compare import compare_runs
 
             comparison = compare_runs([sweep_dir], out_dir)
-            log.info("comparison of %s written; report: %s", sweep_dir, out_dir / REPORT_FILE)
+            log.info("comparison of %s written; report: %s", sweep_dir, out_dir / COMPARISON_REPORT)
         except Exception as error:  # noqa: BLE001 - a comparison failure must not hide the job results
-            from geomag.errors import PrecursorError
-
             comparison_failed = True
             log.error(
                 "comparison of %s failed: %s (the jobs' own results are unaffected)",
@@ -152,7 +133,7 @@ class CompareOnMultirunEnd(Callback):
                 "%d job(s) of the sweep failed or are missing: %s; see %s",
                 len(problems),
                 "; ".join(problems),
-                out_dir / "GRADCAM_COMPARISON_REPORT.md",
+                out_dir / COMPARISON_REPORT,
             )
         if (problems or comparison_failed) and self.exit_on_failure:
             sys.exit(1)

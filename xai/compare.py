@@ -50,11 +50,21 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ConfigError, InputDataError, PrecursorError
+from core.io import atomic_write_json, atomic_write_text
+from core.jsonvalues import json_value
+from core.names import (
+    COMPARISON_DIR,
+    COMPARISON_JSON,
+    COMPARISON_REPORT,
+    DATASET_FILE,
+    HEADS,
+    METHOD_TITLES,
+    RESULTS_FILE,
+    STATUS_FILE,
+)
 from geomag.axes import SpectrogramAxes
-from geomag.errors import ConfigError, InputDataError, PrecursorError
 from xai.attention import REST, attention_summary
-from xai.io import atomic_write_json, atomic_write_text
-from xai.names import METHOD_TITLES
 from xai.similarity import CHANCE_TOP10_IOU, heatmap_similarity
 
 log = logging.getLogger(__name__)
@@ -67,13 +77,8 @@ __all__ = [
     "run_compare_task",
 ]
 
-RESULTS_FILE = "visualization_results.json"
-DATASET_FILE = "dataset_results.json"
-STATUS_FILE = "status.json"
-COMPARISON_JSON = "comparison.json"
-REPORT_FILE = "GRADCAM_COMPARISON_REPORT.md"
-OUTPUT_DIR_NAME = "comparison"
-HEADS = ("magnitude", "azimuth")
+REPORT_FILE = COMPARISON_REPORT
+OUTPUT_DIR_NAME = COMPARISON_DIR
 PREFERRED_METHOD = "gradcam"
 DECIMALS = 6
 
@@ -91,7 +96,7 @@ RULES = {
 METHOD_NAMES = METHOD_TITLES
 
 
-class SweepHadFailures(PrecursorError):  # noqa: N818 - name fixed by the project brief
+class SweepHadFailures(PrecursorError):  # noqa: N818 - a status, read as "the sweep had failures"
     """Raised by ``task=compare`` after all outputs are written when a job failed or is missing."""
 
 
@@ -400,29 +405,6 @@ def _native_shape(record: _SampleRecord, arrays: Mapping[str, np.ndarray], metho
 
 
 # ============================================================================ helpers
-def _round(obj: Any, decimals: int = DECIMALS) -> Any:
-    """Deterministic JSON value: floats rounded (no -0.0), tuples as lists, numpy to Python."""
-    if isinstance(obj, (bool, type(None), str)):
-        return obj
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        if not math.isfinite(value):
-            return None
-        value = round(value, decimals)
-        return 0.0 if value == 0 else value
-    if isinstance(obj, Mapping):
-        return {str(k): _round(v, decimals) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_round(v, decimals) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _round(obj.tolist(), decimals)
-    if isinstance(obj, Path):
-        return obj.as_posix()
-    return str(obj)
-
-
 def _mean_std(values: Iterable[float | None]) -> dict:
     numbers = [float(v) for v in values if v is not None]
     if not numbers:
@@ -473,9 +455,9 @@ def compare_runs(
     """Collect the models' results under ``folders``, compare them and write all outputs to ``out_dir``.
 
     Returns the (rounded) content of ``comparison.json``. Raises
-    :class:`~geomag.errors.ConfigError` when there are no folders or nothing at all (no results,
+    :class:`~core.errors.ConfigError` when there are no folders or nothing at all (no results,
     no failed or missing jobs) is found under them; a folder that does not exist raises
-    :class:`~geomag.errors.InputDataError`.
+    :class:`~core.errors.InputDataError`.
     """
     if not folders:
         raise ConfigError("task.folders: no folders to compare")
@@ -496,7 +478,7 @@ def compare_runs(
     _check_expected(found, expected_models, expected_samples)
     out.mkdir(parents=True, exist_ok=True)
     comparison, figure_errors = _build(found, roots, out)
-    rounded = _round(comparison)
+    rounded = json_value(comparison, DECIMALS)
     atomic_write_json(out / COMPARISON_JSON, rounded, sort_keys=True)
     atomic_write_text(out / REPORT_FILE, _report(rounded, figure_errors))
     log.info("comparison written to %s (report %s)", out, out / REPORT_FILE)

@@ -32,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ConfigError, InputDataError
+from core.io import atomic_write_json, atomic_write_text
+from core.jsonvalues import json_value
 from geomag.dataset import SampleRecord
-from geomag.errors import ConfigError, InputDataError
 from xai.attention import BANDS, band_shares
 from xai.explainers.base import to_grid
 from xai.heatmap_store import HeatmapStore
-from xai.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +66,8 @@ class DatasetOptions:
     thresholds: dict = field(default_factory=dict)
 
     def fingerprint(self, extra: Mapping) -> str:
-        payload = json.dumps({"options": _jsonable(asdict(self)), **_jsonable(extra)}, sort_keys=True)
+        payload = json.dumps({"options": json_value(asdict(self)), **json_value(extra)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    return obj
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -166,7 +157,7 @@ def read_journal(folder: Path) -> list[dict]:
 
 
 def _append_journal(folder: Path, entries: Sequence[dict]) -> None:
-    text = "".join(json.dumps(_jsonable(e), allow_nan=False) + "\n" for e in entries)
+    text = "".join(json.dumps(json_value(e), allow_nan=False) + "\n" for e in entries)
     with open(Path(folder) / JOURNAL, "a", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()

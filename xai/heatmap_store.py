@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geomag.errors import InputDataError
+from core.errors import InputDataError
 
 
 def heatmap_file(folder: Path, method: str, head: str) -> Path:

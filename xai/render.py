@@ -16,7 +16,7 @@ Conventions used in every figure:
 * the ULF precursor band 1–10 mHz is marked with thin dashed lines (``ulf_band``).
 
 Figures are built with :class:`matplotlib.figure.Figure` (no pyplot, no global state) and saved
-atomically through :func:`xai.io.atomic_path` (temporary file in the target folder, then
+atomically through :func:`core.io.atomic_path` (temporary file in the target folder, then
 ``os.replace``).
 """
 
@@ -38,10 +38,10 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
+from core.errors import InputDataError
+from core.io import atomic_path
+from core.names import METHOD_TITLES
 from geomag.axes import SpectrogramAxes
-from geomag.errors import InputDataError
-from xai.io import atomic_path
-from xai.names import METHOD_TITLES
 
 log = logging.getLogger(__name__)
 

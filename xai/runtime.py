@@ -11,12 +11,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from xai.io import atomic_write_json
+from core.failures import failure_status, write_failure
 
 log = logging.getLogger(__name__)
-
-# a model folder holding one of these is a finished run's output (explain / data-set task)
-RESULT_FILES = ("visualization_results.json", "dataset_results.json")
 
 
 def output_dir() -> Path:
@@ -44,23 +41,8 @@ def record_failure(cfg: DictConfig, error: BaseException) -> Path | None:
         folder = output_dir() / str(cfg.model.name)
     except Exception:  # noqa: BLE001 - no Hydra context or no model: nothing to record
         return None
-    kept = [name for name in RESULT_FILES if (folder / name).is_file()]
-    if kept:
-        # a failed rerun into the folder of a successful run: keep those results whole (no mix of
-        # old results and a new failure record); the failure is in the log and the exit status
-        log.warning("%s keeps the earlier run's %s; this run's failure is not recorded there", folder, kept[0])
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    sample = cfg.get("sample")
-    path = atomic_write_json(folder / "status.json", {
-        "status": "failed",
-        "error": str(error),
-        "error_type": type(error).__name__,
-        "model": str(cfg.model.name),
-        "sample": None if sample is None else str(sample),
-        "overrides": job_overrides(),
-    })
-    return path
+    status = failure_status(str(error), type(error).__name__, cfg.model.name, cfg.get("sample"), job_overrides())
+    return write_failure(folder, status)
 
 
 @contextmanager

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ConfigError
 from geomag.axes import SpectrogramAxes
-from geomag.errors import ConfigError
 from xai.explainers.base import to_grid
 
 log = logging.getLogger(__name__)

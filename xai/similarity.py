@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from core.errors import ConfigError, InputDataError
 from geomag.axes import SpectrogramAxes
-from geomag.errors import ConfigError, InputDataError
 from xai.attention import concentration
 
 __all__ = [

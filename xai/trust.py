@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from core.io import atomic_savez
+from core.names import METHOD_TITLES
 from xai.attention import BANDS, REST
-from xai.io import atomic_savez
-from xai.names import METHOD_TITLES
 
 log = logging.getLogger(__name__)
 

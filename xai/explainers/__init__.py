@@ -27,7 +27,7 @@ def build_explainers(
     """
     from hydra.utils import instantiate
 
-    from geomag.errors import ConfigError, PrecursorError
+    from core.errors import ConfigError, PrecursorError
 
     explainers: dict[str, Explainer] = {}
     for name, config in methods.items():

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from geomag.errors import ConfigError, InputDataError, ModelError
+from core.errors import ConfigError, InputDataError, ModelError
 from models.graph import FEATURES_KEY, ExplanationGraph, explanation_model
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from typing import Any
 
 from tf_keras_vis.scorecam import Scorecam as TfkvScorecam
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
 from models.graph import FEATURES_KEY, SCORE_LOGIT, SCORE_PROBABILITY
 from xai.explainers.base import DEFAULT_HEADS
 from xai.explainers.tfkv import TfkvCamExplainer

@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
 from xai.explainers.base import DEFAULT_HEADS
 from xai.explainers.saliency import Saliency
 

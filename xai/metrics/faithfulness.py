@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from geomag.errors import ConfigError, InputDataError, ModelError
+from core.errors import ConfigError, InputDataError, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from geomag.errors import ConfigError, InputDataError
+from core.errors import ConfigError, InputDataError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from geomag.errors import ConfigError, InputDataError, ModelError
+from core.errors import ConfigError, InputDataError, ModelError
 from models.graph import is_submodel, resolve_layer_path
 from xai.similarity import spearman
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
 from xai.dataset import DatasetOptions, explain_dataset
 from xai.runtime import output_dir
 from xai.tasks.explain import build_explainers, resolve_model

@@ -15,11 +15,11 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from core.errors import ConfigError, InputDataError
+from core.io import atomic_savez, atomic_write_json
 from geomag.dataset import ClassMappings, SampleRecord, default_selection, select_samples
-from geomag.errors import ConfigError, InputDataError
 from xai.attention import attention_summary
 from xai.explainers.base import normalize_for_display, to_grid
-from xai.io import atomic_savez, atomic_write_json
 from xai.runtime import environment, output_dir, staged_folder
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from geomag.errors import ConfigError
+from core.errors import ConfigError
+from core.io import atomic_write_json, atomic_write_text
 from geomag.sources import DemoDataSource
 from xai import shortcut
-from xai.io import atomic_write_json, atomic_write_text
 from xai.runtime import output_dir, staged_folder
 from xai.tasks.explain import build_explainers, resolve_model
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from geomag.errors import InputDataError
+from core.errors import InputDataError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def atomic_write_json(
     """Serialise ``obj`` as JSON (strict: NaN/Infinity are refused) and write it atomically.
 
     Numpy scalars and arrays are converted to Python numbers/lists. A value that cannot be
-    represented raises :class:`~geomag.errors.InputDataError` naming the file, and nothing is
+    represented raises :class:`~core.errors.InputDataError` naming the file, and nothing is
     written.
     """
     try:
