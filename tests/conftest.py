@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny end-to-end runs of main.py and the location of ../shared."""
+"""Shared fixtures and helpers: tiny end-to-end runs of main.py, tiny two-head models, the location of ../shared."""
 
 from __future__ import annotations
 
@@ -50,3 +50,32 @@ def tiny_demo_run(tmp_path_factory, tiny_cache):
     run_dir = tmp_path_factory.mktemp("default_run")
     proc = run_main([*TINY, FEW_SMOOTHGRAD_SAMPLES, f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={run_dir}"])
     return proc, run_dir
+
+
+HEADS = (("magnitude", 4), ("azimuth", 5))
+
+
+def tiny_two_head_model(
+    seed: int = 0, size: int = 32, zero_features: bool = False, n_magnitude: int = 4, n_azimuth: int = 5
+):
+    """Conv stack -> target ``feat`` (7x7 at 32x32) -> pool -> shared dense -> two logit/softmax heads."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.MaxPooling2D(name="p1")(x)
+    init = "zeros" if zero_features else "glorot_uniform"
+    x = keras.layers.Conv2D(12, 3, strides=2, activation="relu", kernel_initializer=init, name="feat")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dense(16, activation="tanh", name="shared")(x)
+    outputs = []
+    for head, n in (("magnitude", n_magnitude), ("azimuth", n_azimuth)):
+        logits = keras.layers.Dense(n, name=f"{head}_logits")(x)
+        outputs.append(keras.layers.Activation("softmax", name=head)(logits))
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+def tiny_model(n_magnitude: int, n_azimuth: int, seed: int = 0):
+    """The tiny two-head model with the given head sizes (32x32 input)."""
+    return tiny_two_head_model(seed=seed, n_magnitude=n_magnitude, n_azimuth=n_azimuth)

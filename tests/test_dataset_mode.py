@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-import keras
 import numpy as np
 import pytest
 
 from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
 from models.loading import bundle_from_model
+from tests.conftest import tiny_model
 from xai.dataset import JOURNAL, DatasetOptions, explain_dataset, read_journal
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.saliency import Saliency
@@ -18,20 +18,6 @@ from xai.heatmap_store import HeatmapStore
 
 SPEC = SpectrogramConfig(grid=(32, 32))
 N = 10
-
-
-def tiny_model(n_magnitude: int, n_azimuth: int, seed: int = 0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((32, 32, 3), name="image")
-    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
-    x = keras.layers.MaxPooling2D(name="p1")(x)
-    x = keras.layers.Conv2D(12, 3, strides=2, activation="relu", name="feat")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    x = keras.layers.Dense(16, activation="tanh", name="shared")(x)
-    outputs = []
-    for head, n in (("magnitude", n_magnitude), ("azimuth", n_azimuth)):
-        outputs.append(keras.layers.Activation("softmax", name=head)(keras.layers.Dense(n, name=f"{head}_logits")(x)))
-    return keras.Model(inputs, outputs, name="tiny")
 
 
 @pytest.fixture(scope="module")

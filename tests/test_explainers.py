@@ -8,29 +8,11 @@ import pytest
 import tensorflow as tf
 
 from core.errors import ConfigError, InputDataError, ModelError
+from tests.conftest import HEADS, tiny_two_head_model
 from xai.explainers.base import normalize_for_display, to_grid
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.saliency import Saliency
 from xai.explainers.tfkv import TfkvGradcam
-
-HEADS = (("magnitude", 4), ("azimuth", 5))
-
-
-def tiny_two_head_model(seed: int = 0, size: int = 32, zero_features: bool = False) -> keras.Model:
-    """Conv stack -> target ``feat`` (7x7) -> pool -> shared dense -> two logit/softmax heads."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
-    x = keras.layers.MaxPooling2D(name="p1")(x)
-    init = "zeros" if zero_features else "glorot_uniform"
-    x = keras.layers.Conv2D(12, 3, strides=2, activation="relu", kernel_initializer=init, name="feat")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    x = keras.layers.Dense(16, activation="tanh", name="shared")(x)
-    outputs = []
-    for head, n in HEADS:
-        logits = keras.layers.Dense(n, name=f"{head}_logits")(x)
-        outputs.append(keras.layers.Activation("softmax", name=head)(logits))
-    return keras.Model(inputs, outputs, name="tiny")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from core.errors import ConfigError
-from tests.test_explainers import tiny_two_head_model
+from tests.conftest import tiny_two_head_model
 from xai.explainers import build_explainers
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.gradcam_plus_plus import GradcamPlusPlus

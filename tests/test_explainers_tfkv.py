@@ -10,7 +10,7 @@ from tf_keras_vis.utils.scores import CategoricalScore, InactiveScore
 
 from core.errors import ConfigError
 from models.graph import explanation_model
-from tests.test_explainers import HEADS, tiny_two_head_model
+from tests.conftest import HEADS, tiny_two_head_model
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.gradcam_plus_plus import GradcamPlusPlus
 from xai.explainers.layercam import Layercam

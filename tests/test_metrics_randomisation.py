@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError, ModelError
-from tests.test_explainers import tiny_two_head_model
+from tests.conftest import tiny_two_head_model
 from xai.explainers.gradcam import GradCAM
 from xai.metrics.randomisation import (
     cascading_randomisation,

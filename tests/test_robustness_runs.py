@@ -28,8 +28,7 @@ from core.names import RESULT_FILES
 from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
 from models.loading import bundle_from_model
-from tests.conftest import FEW_SMOOTHGRAD_SAMPLES, ROOT, TINY, run_main
-from tests.test_dataset_mode import tiny_model
+from tests.conftest import FEW_SMOOTHGRAD_SAMPLES, ROOT, TINY, run_main, tiny_model
 from xai.dataset import JOURNAL, DatasetOptions, explain_dataset, read_journal
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.gradcam_plus_plus import GradcamPlusPlus
