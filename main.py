@@ -1,4 +1,4 @@
-"""precursor-xai entry point: `python main.py [task=explain|train|compare] [model=...] [sample=...]`."""
+"""precursor-xai entry point: `python main.py [task=explain|dataset|shortcut|train|compare] [model=...]`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    """Run the configured task; a documented error becomes one `[ERROR]` line and exit status 2."""
     from core.errors import PrecursorError
+    from core.quiet import start_tensorflow
+
+    start_tensorflow(cfg.get("runtime", {}).get("tf_log_level"))
 
     multirun = _in_multirun()
     try:
