@@ -1,4 +1,4 @@
-"""Tests of xai.render: files, physical axes, fonts, atomic writes and input checks."""
+"""Tests of the xai.render package: files, physical axes, fonts, atomic writes and input checks."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from matplotlib.text import Text  # noqa: E402
 from core.errors import InputDataError  # noqa: E402
 from geomag.axes import SpectrogramAxes  # noqa: E402
 from xai import render  # noqa: E402
+from xai.render.checks import as_rgb  # noqa: E402
+from xai.render.geometry import column_edges, row_edges  # noqa: E402
+from xai.render.planes import background_plane  # noqa: E402
+from xai.render.style import save_atomic  # noqa: E402
 
 COMMON = {
     "components": ("H", "D", "Z"),
@@ -89,9 +93,7 @@ def _texts(fig: Figure, draw: bool = True) -> list[Text]:
 
 def _image_axes(fig: Figure) -> list:
     """Axes that hold a spectrogram/heatmap mesh."""
-    return [
-        ax for ax in fig.findobj(matplotlib.axes.Axes) if ax.collections and ax.get_label() != "<colorbar>"
-    ]
+    return [ax for ax in fig.findobj(matplotlib.axes.Axes) if ax.collections and ax.get_label() != "<colorbar>"]
 
 
 @pytest.fixture(autouse=True)
@@ -107,38 +109,34 @@ def _only(folder: Path, names: set[str]) -> None:
 
 # ------------------------------------------------------------------ geometry
 def test_cell_edges_are_exact_on_log_and_linear_axes(channels_axes, stacked_axes):
-    edges = render._row_edges(channels_axes, np.arange(32))
+    edges = row_edges(channels_axes, np.arange(32))
     np.testing.assert_allclose(edges, np.geomspace(0.1, 5e-4, 33), rtol=1e-10)
     for k in range(3):
-        panel = render._row_edges(stacked_axes, stacked_axes.panel_rows(k))
+        panel = row_edges(stacked_axes, stacked_axes.panel_rows(k))
         np.testing.assert_allclose(panel, np.geomspace(0.1, 5e-4, 17), rtol=1e-10)
-    np.testing.assert_allclose(render._column_edges(channels_axes), np.linspace(6.0, 0.0, 33), atol=1e-12)
-    linear = SpectrogramAxes.regular(
-        layout="channels", n_rows=10, n_cols=4, **{**COMMON, "frequency_scale": "linear"}
-    )
-    np.testing.assert_allclose(
-        render._row_edges(linear, np.arange(10)), np.linspace(0.1, 5e-4, 11), atol=1e-12
-    )
+    np.testing.assert_allclose(column_edges(channels_axes), np.linspace(6.0, 0.0, 33), atol=1e-12)
+    linear = SpectrogramAxes.regular(layout="channels", n_rows=10, n_cols=4, **{**COMMON, "frequency_scale": "linear"})
+    np.testing.assert_allclose(row_edges(linear, np.arange(10)), np.linspace(0.1, 5e-4, 11), atol=1e-12)
 
 
 def test_single_row_and_column_use_the_axes_range():
     axes = SpectrogramAxes.regular(layout="channels", n_rows=1, n_cols=1, **COMMON)
-    assert sorted(render._row_edges(axes, np.arange(1))) == pytest.approx([5e-4, 0.1])
-    assert sorted(render._column_edges(axes)) == pytest.approx([0.0, 6.0])
+    assert sorted(row_edges(axes, np.arange(1))) == pytest.approx([5e-4, 0.1])
+    assert sorted(column_edges(axes)) == pytest.approx([0.0, 6.0])
 
 
 def test_overlay_background_of_each_layout(channels_axes, stacked_axes):
     image = _image(channels_axes)
-    plane, name = render._background_plane(image, channels_axes)
+    plane, name = background_plane(image, channels_axes)
     np.testing.assert_array_equal(plane, image[..., 0])
     assert name == "H log-power"
     level = np.random.default_rng(3).random(stacked_axes.shape)
     jet = matplotlib.colormaps["jet"].resampled(256)(np.round(level * 255) / 255)[..., :3]
-    plane, name = render._background_plane(jet, stacked_axes)
+    plane, name = background_plane(jet, stacked_axes)
     assert name == "jet-decoded input"
     np.testing.assert_allclose(plane, np.round(level * 255) / 255, atol=1.5 / 255)
-    rgb = render._as_rgb(_image(stacked_axes, rgb=True), "x")
-    plane, name = render._background_plane(rgb, stacked_axes)
+    rgb = as_rgb(_image(stacked_axes, rgb=True), "x")
+    plane, name = background_plane(rgb, stacked_axes)
     assert name == "input luminance"
     np.testing.assert_allclose(plane, rgb @ [0.299, 0.587, 0.114])
 
@@ -147,7 +145,9 @@ def test_overlay_background_of_each_layout(channels_axes, stacked_axes):
 def test_plot_spectrogram_channels_has_physical_axes(channels_axes):
     fig = Figure(figsize=(5, 3.5), layout="constrained")
     ax = fig.add_subplot()
-    mesh = render.plot_spectrogram(ax, _image(channels_axes)[..., 0], channels_axes, component="H")
+    mesh = render.plot_spectrogram(
+        ax, _image(channels_axes)[..., 0], channels_axes, render.SpectrogramOptions(component="H")
+    )
     assert mesh.get_array().size == 32 * 32
     assert ax.get_yscale() == "log"
     assert "Hz" in ax.get_ylabel() and "hours" in ax.get_xlabel()
@@ -169,10 +169,12 @@ def test_plot_spectrogram_stacked_component_and_all_panels(stacked_axes):
     ax = fig.add_subplot()
     plane = _image(stacked_axes)[..., 0]
     mesh = render.plot_spectrogram(
-        fig.add_subplot(2, 1, 1), plane, stacked_axes, component="D", colorbar=False
+        fig.add_subplot(2, 1, 1), plane, stacked_axes, render.SpectrogramOptions(component="D", colorbar=False)
     )
     assert mesh.get_array().size == 16 * 24  # only the D panel's rows
-    mesh = render.plot_spectrogram(ax, plane, stacked_axes, title="all panels", ulf_band=False)
+    mesh = render.plot_spectrogram(
+        ax, plane, stacked_axes, render.SpectrogramOptions(title="all panels", ulf_band=False)
+    )
     assert len(ax.child_axes) == 3
     tags = [t.get_text() for child in ax.child_axes for t in child.texts]
     assert tags == ["H", "D", "Z"]
@@ -186,14 +188,18 @@ def test_plot_heatmap_overlay_rgb_background(stacked_axes):
     fig = Figure(figsize=(5, 6), layout="constrained")
     ax = fig.add_subplot()
     mesh = render.plot_heatmap_overlay(
-        ax, _image(stacked_axes, rgb=True), _map(stacked_axes), stacked_axes, component="Z", title="overlay"
+        ax,
+        _image(stacked_axes, rgb=True),
+        _map(stacked_axes),
+        stacked_axes,
+        render.OverlayOptions(component="Z", title="overlay"),
     )
     assert mesh.get_alpha() == pytest.approx(0.5)
     assert (mesh.norm.vmin, mesh.norm.vmax) == (0.0, 1.0)
     assert mesh.get_cmap().name == "jet"
     with pytest.raises(InputDataError, match="alpha"):
         render.plot_heatmap_overlay(
-            ax, _image(stacked_axes)[..., 0], _map(stacked_axes), stacked_axes, alpha=2.0
+            ax, _image(stacked_axes)[..., 0], _map(stacked_axes), stacked_axes, render.OverlayOptions(alpha=2.0)
         )
 
 
@@ -311,7 +317,7 @@ def test_bad_images_are_rejected(channels_axes, stacked_axes):
             heads=_heads(stacked_axes),
         )
     with pytest.raises(InputDataError, match="unsupported figure format"):
-        render._save_atomic(Figure(), Path("/tmp/x.jpeg"), dpi=50)
+        save_atomic(Figure(), Path("/tmp/x.jpeg"), dpi=50)
 
 
 def test_failed_save_leaves_no_partial_file(tmp_path, channels_axes, monkeypatch):
@@ -380,9 +386,7 @@ def _confidence_inputs():
 def test_confidence_chart_marks_wrong_predictions():
     samples, models, heads, conf, corr = _confidence_inputs()
     with render.paper_style():
-        fig = render.build_confidence_figure(
-            samples=samples, models=models, heads=heads, confidence=conf, correct=corr
-        )
+        fig = render.build_confidence_figure(samples=samples, models=models, heads=heads, confidence=conf, correct=corr)
         strings = [t.get_text() for t in _texts(fig)]
     bars = [p for ax in fig.axes for p in ax.patches]
     assert len(bars) == len(samples) * len(models) * len(heads)
