@@ -16,12 +16,12 @@ import difflib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import ConfigError, InputDataError
+from core.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,14 @@ class ClassMappings:
             list_key, idx_key = f"{head}_classes", f"{head}_to_idx"
             has_list, has_idx = data.get(list_key) is not None, data.get(idx_key) is not None
             if not has_list and not has_idx:
-                raise InputDataError(src, f"class mappings need {list_key!r} (or {idx_key!r}); "
-                                          f"found keys {sorted(data)}")
+                raise InputDataError(
+                    src, f"class mappings need {list_key!r} (or {idx_key!r}); found keys {sorted(data)}"
+                )
             from_index = _list_from_index(data[idx_key], idx_key, src) if has_idx else None
             if has_list:
                 names = _check_class_list(data[list_key], list_key, src)
                 if from_index is not None and from_index != names:
-                    raise InputDataError(src, f"{idx_key!r} {dict(data[idx_key])} disagrees with "
-                                              f"{list_key!r} {names}")
+                    raise InputDataError(src, f"{idx_key!r} {dict(data[idx_key])} disagrees with {list_key!r} {names}")
             else:
                 names = from_index
             lists[head] = names
@@ -131,22 +131,8 @@ class ClassMappings:
         return cls.from_dict(data, source=path)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the users' format atomically (temp file in the same folder + ``os.replace``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        """Write the users' format atomically (:func:`core.io.atomic_write_text`)."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------- metadata CSV
@@ -200,8 +186,10 @@ def resolve_data_path(
     lexical = Path(os.path.normpath(candidate if candidate.is_absolute() else root_abs / candidate))
     inside = lexical.is_relative_to(root_abs) or lexical.is_relative_to(root_abs.resolve())
     if not inside and not allow_outside_root:
-        raise InputDataError(source, f"{what} {raw!r} lies outside the data root {root_abs} "
-                                     "(set data.allow_outside_root=true to permit it)")
+        raise InputDataError(
+            source,
+            f"{what} {raw!r} lies outside the data root {root_abs} (set data.allow_outside_root=true to permit it)",
+        )
     try:
         resolved = lexical.resolve()
         found = resolved.is_file()
@@ -262,24 +250,27 @@ def load_metadata(
             for head in HEADS:
                 name, valid = values[f"{head}_class"], mappings.classes(head)
                 if name not in valid:
-                    raise InputDataError(csv_path, f"row {number}: {head} class {name!r} is not in the "
-                                                   f"class mappings; valid classes are {valid}")
-        path = resolve_data_path(values["path"], root, csv_path, f"row {number}: sample file",
-                                 allow_outside_root)
+                    raise InputDataError(
+                        csv_path,
+                        f"row {number}: {head} class {name!r} is not in the class mappings; valid classes are {valid}",
+                    )
+        path = resolve_data_path(values["path"], root, csv_path, f"row {number}: sample file", allow_outside_root)
         base = f"{values['magnitude_class']}_{values['station']}_{values['date']}"
         seen[base] = seen.get(base, 0) + 1
         name = base if seen[base] == 1 else f"{base}__{seen[base]}"
         extra = {k: v for k, v in values.items() if k not in REQUIRED_COLUMNS and k != "event_time"}
-        records.append(SampleRecord(
-            name=name,
-            magnitude_class=values["magnitude_class"],
-            azimuth_class=values["azimuth_class"],
-            station=values["station"],
-            date=values["date"],
-            path=path,
-            extra=extra,
-            event_time=values.get("event_time") or None,
-        ))
+        records.append(
+            SampleRecord(
+                name=name,
+                magnitude_class=values["magnitude_class"],
+                azimuth_class=values["azimuth_class"],
+                station=values["station"],
+                date=values["date"],
+                path=path,
+                extra=extra,
+                event_time=values.get("event_time") or None,
+            )
+        )
     log.debug("read %d samples from %s", len(records), csv_path)
     return records
 
@@ -337,8 +328,10 @@ def select_samples(
     if names is None:
         names = default_selection(records, mappings)
         if not names:
-            raise ConfigError(f"sample: null selects one sample per non-Normal magnitude class, but all "
-                              f"{len(records)} samples are {NORMAL_CLASS!r}; name samples explicitly")
+            raise ConfigError(
+                f"sample: null selects one sample per non-Normal magnitude class, but all "
+                f"{len(records)} samples are {NORMAL_CLASS!r}; name samples explicitly"
+            )
     chosen = []
     for name in names:
         if name not in by_name:

@@ -73,9 +73,7 @@ def _decode(path: Path, data: bytes) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise InputDataError(
-            path, f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line}"
-        ) from None
+        raise InputDataError(path, f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line}") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     nul = text.find("\x00")
@@ -111,7 +109,7 @@ def _parse_header(path: Path, lines: list[str]) -> tuple[dict, list[str], int]:
         lowered = body.lower()
         for key, name in HEADER_KEYS.items():
             if lowered.startswith(key) and (len(lowered) == len(key) or lowered[len(key)].isspace()):
-                fields[name] = body[len(key):].strip()
+                fields[name] = body[len(key) :].strip()
                 break
         else:
             fields["unrecognised_header_lines"].append(body[:80])
@@ -132,24 +130,21 @@ def _elements(path: Path, fields: dict, columns: list[str]) -> list[str]:
     reported = "".join(fields["reported"].split()).upper()
     bad = [c for c in reported if c not in VALID_ELEMENTS]
     if bad:
-        raise InputDataError(
-            path, f"unknown element(s) {''.join(bad)!r} in Reported {reported!r} (allowed: XYZHDEFG)"
-        )
+        raise InputDataError(path, f"unknown element(s) {''.join(bad)!r} in Reported {reported!r} (allowed: XYZHDEFG)")
     if len(set(reported)) != len(reported):
         raise InputDataError(path, f"Reported {reported!r} repeats an element")
     if len(reported) != len(columns):
         raise InputDataError(
-            path, f"Reported {reported!r} has {len(reported)} elements but the file has {len(columns)} "
-            f"data columns {' '.join(columns)}"
+            path,
+            f"Reported {reported!r} has {len(reported)} elements but the file has {len(columns)} "
+            f"data columns {' '.join(columns)}",
         )
     code = fields["iaga_code"].strip().upper()
     names = [c.upper() for c in columns]
     if all(len(n) == len(code) + 1 and n.startswith(code) for n in names):
         letters = "".join(n[-1] for n in names)
         if letters != reported:
-            raise InputDataError(
-                path, f"column names {' '.join(columns)} disagree with Reported {reported!r}"
-            )
+            raise InputDataError(path, f"column names {' '.join(columns)} disagree with Reported {reported!r}")
     return list(reported)
 
 
@@ -182,8 +177,8 @@ def _split_table(
     if wrong.size:
         i = int(wrong[0])
         raise InputDataError(
-            path, f"line {line_no[i]}: {lengths[i]} fields, expected {n_fields} (DATE TIME DOY + "
-            f"{n_columns} data columns)"
+            path,
+            f"line {line_no[i]}: {lengths[i]} fields, expected {n_fields} (DATE TIME DOY + {n_columns} data columns)",
         )
     return list(zip(*split_rows))
 
@@ -253,6 +248,88 @@ def _numeric(path: Path, column: Sequence[str], line_no: np.ndarray, label: str)
     return values
 
 
+def _data_rows(path: Path, lines: list[str], column_index: int, complete: bool) -> tuple[list[str], np.ndarray]:
+    """The non-blank rows after the column line and their 1-based line numbers.
+
+    A last line cut mid-row (truncated download) would parse as a wrong value: it is dropped with a
+    :class:`TruncatedFileWarning`.
+    """
+    body = lines[column_index + 1 :]
+    keep = [j for j, ln in enumerate(body) if ln and not ln.isspace()]
+    if not keep:
+        raise InputDataError(path, "no data rows after the column line")
+    last = keep[-1]
+    unterminated = last == len(body) - 1
+    if unterminated and len(keep) >= 2:
+        short = len(body[last].rstrip("\r")) != len(body[keep[-2]].rstrip("\r"))
+        if short or not complete:
+            warn_data(
+                path,
+                f"last line {column_index + 2 + last} is incomplete (truncated file?); ignored",
+                TruncatedFileWarning,
+            )
+            keep.pop()
+    elif not complete:
+        warn_data(path, "gzip stream ends early (truncated file?); read the complete lines", TruncatedFileWarning)
+    line_no = np.asarray(keep, dtype=np.int64) + column_index + 2
+    return [body[j] for j in keep], line_no
+
+
+def _parse_rows(
+    path: Path, rows: list[str], line_no: np.ndarray, columns: list[str], elements: list[str]
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, int]]:
+    """Time stamps, values per element (missing markers -> NaN) and the marker count per element."""
+    table = _split_table(path, rows, 3 + len(columns), line_no, len(columns))
+    times = _fast_times(table[0], table[1])
+    if times is None:
+        times = _slow_times(path, table[0], table[1], line_no)
+    _numeric(path, table[2], line_no, "DOY")
+    values = {name: _numeric(path, table[3 + k], line_no, columns[k]) for k, name in enumerate(elements)}
+    missing_counts = {}
+    for name, v in values.items():
+        bad = v >= MISSING_THRESHOLD
+        missing_counts[name] = int(bad.sum())
+        v[bad] = np.nan
+    return times, values, missing_counts
+
+
+def _header_float(fields: dict, name: str) -> float | None:
+    try:
+        value = float(fields.get(name, ""))
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _metadata(
+    fields: dict, elements: list[str], columns: list[str], missing_counts: dict[str, int], n_gap_rows: int
+) -> dict:
+    """Header facts of the series (JSON-serialisable)."""
+    metadata = {
+        "format": "IAGA-2002",
+        "reported": "".join(elements),
+        "column_names": list(columns),
+        "units": {name: ("minutes of arc" if name == "D" else "nT") for name in elements},
+        "missing_marker_counts": missing_counts,
+        "missing_time_rows": int(n_gap_rows),
+        "comments": fields["comments"],
+    }
+    for key in (
+        "source_of_data",
+        "station_name",
+        "sensor_orientation",
+        "digital_sampling",
+        "data_interval_type",
+        "data_type",
+        "publication_date",
+    ):
+        if fields.get(key):
+            metadata[key] = fields[key]
+    if fields["unrecognised_header_lines"]:
+        metadata["unrecognised_header_lines"] = fields["unrecognised_header_lines"]
+    return metadata
+
+
 def read_iaga2002(path: str | PathLike, expected_interval_s: float | None = 1.0) -> GeomagSeries:
     """Read an IAGA-2002 file into a :class:`GeomagSeries` (components named by ``Reported``).
 
@@ -273,77 +350,25 @@ def read_iaga2002(path: str | PathLike, expected_interval_s: float | None = 1.0)
     lines = text.split("\n")
     fields, columns, column_index = _parse_header(p, lines)
     elements = _elements(p, fields, columns)
-
-    body = lines[column_index + 1:]
-    keep = [j for j, ln in enumerate(body) if ln and not ln.isspace()]
-    if not keep:
-        raise InputDataError(p, "no data rows after the column line")
-    # A last line cut mid-row (truncated download) would parse as a wrong value: drop it.
-    last = keep[-1]
-    unterminated = last == len(body) - 1
-    if unterminated and len(keep) >= 2:
-        short = len(body[last].rstrip("\r")) != len(body[keep[-2]].rstrip("\r"))
-        if short or not complete:
-            warn_data(p, f"last line {column_index + 2 + last} is incomplete (truncated file?); ignored",
-                      TruncatedFileWarning)
-            keep.pop()
-    elif not complete:
-        warn_data(p, "gzip stream ends early (truncated file?); read the complete lines",
-                  TruncatedFileWarning)
-    line_no = np.asarray(keep, dtype=np.int64) + column_index + 2
-    n_fields = 3 + len(columns)
-    table = _split_table(p, [body[j] for j in keep], n_fields, line_no, len(columns))
-    times = _fast_times(table[0], table[1])
-    if times is None:
-        times = _slow_times(p, table[0], table[1], line_no)
-    _numeric(p, table[2], line_no, "DOY")
-    values = {
-        name: _numeric(p, table[3 + k], line_no, columns[k]) for k, name in enumerate(elements)
-    }
-    missing_counts = {}
-    for name, v in values.items():
-        bad = v >= MISSING_THRESHOLD
-        missing_counts[name] = int(bad.sum())
-        v[bad] = np.nan
-
+    rows, line_no = _data_rows(p, lines, column_index, complete)
+    times, values, missing_counts = _parse_rows(p, rows, line_no, columns, elements)
     times, values, interval_s, n_gap_rows = _regularise(p, times, values, line_no, fields)
     if expected_interval_s is not None and abs(interval_s - float(expected_interval_s)) > 1e-6:
         raise InputDataError(
-            p, f"sampling interval is {interval_s:g} s but {float(expected_interval_s):g} s is expected "
-            "(files are never resampled)"
+            p,
+            f"sampling interval is {interval_s:g} s but {float(expected_interval_s):g} s is expected "
+            "(files are never resampled)",
         )
-
-    def _float(name: str) -> float | None:
-        try:
-            value = float(fields.get(name, ""))
-        except ValueError:
-            return None
-        return value if np.isfinite(value) else None
-
-    metadata = {
-        "format": "IAGA-2002",
-        "reported": "".join(elements),
-        "column_names": list(columns),
-        "units": {name: ("minutes of arc" if name == "D" else "nT") for name in elements},
-        "missing_marker_counts": missing_counts,
-        "missing_time_rows": int(n_gap_rows),
-        "comments": fields["comments"],
-    }
-    for key in ("source_of_data", "station_name", "sensor_orientation", "digital_sampling",
-                "data_interval_type", "data_type", "publication_date"):
-        if fields.get(key):
-            metadata[key] = fields[key]
-    if fields["unrecognised_header_lines"]:
-        metadata["unrecognised_header_lines"] = fields["unrecognised_header_lines"]
+    metadata = _metadata(fields, elements, columns, missing_counts, n_gap_rows)
     logger.debug("%s: %d samples of %s at %g s", p, len(times), metadata["reported"], interval_s)
     return GeomagSeries(
         times=times,
         components=values,
         station=fields["iaga_code"].strip().upper(),
         sampling_interval_s=interval_s,
-        latitude=_float("latitude"),
-        longitude=_float("longitude"),
-        elevation=_float("elevation"),
+        latitude=_header_float(fields, "latitude"),
+        longitude=_header_float(fields, "longitude"),
+        elevation=_header_float(fields, "elevation"),
         source=str(p),
         metadata=metadata,
     )
@@ -373,9 +398,7 @@ def _regularise(
     odd = np.flatnonzero(diffs % step)
     if odd.size:
         i = int(odd[0]) + 1
-        raise InputDataError(
-            path, f"line {line_no[i]}: irregular time stamp {times[i]} (interval {interval_s:g} s)"
-        )
+        raise InputDataError(path, f"line {line_no[i]}: irregular time stamp {times[i]} (interval {interval_s:g} s)")
     if header_s is not None and abs(header_s - interval_s) > 1e-6:
         raise InputDataError(
             path, f"'Data Interval Type' says {header_s:g} s but the time stamps are {interval_s:g} s apart"

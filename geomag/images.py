@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import ConfigError, InputDataError
+from core.io import atomic_path
 from core.text import first_line, plain
 from geomag.axes import LAYOUTS, SCALES, SpectrogramAxes
 
@@ -57,8 +57,6 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 # a pixel whose colour is farther than this (0..255 RGB units) from every LUT colour is "off-colormap"
 _OFF_COLORMAP_DISTANCE = 48.0
 _MAX_OFF_COLORMAP_FRACTION = 0.2
-
-
 
 
 @dataclass
@@ -101,8 +99,10 @@ class ImageSpec:
             raise ConfigError(f"data.image.frequency_scale: {self.frequency_scale!r} is not one of {SCALES}")
         franges = self.frequency_range_hz
         if len(franges) != 2 or not 0 < franges[0] < franges[1]:
-            raise ConfigError(f"data.image.frequency_range_hz: need [fmin, fmax] with 0 < fmin < fmax, "
-                              f"got {list(self.frequency_range_hz)}")
+            raise ConfigError(
+                f"data.image.frequency_range_hz: need [fmin, fmax] with 0 < fmin < fmax, "
+                f"got {list(self.frequency_range_hz)}"
+            )
         if not self.components:
             raise ConfigError("data.image.components: empty list")
         if self.window_s <= 0:
@@ -112,8 +112,10 @@ class ImageSpec:
         if self.layout == "stacked" and self.channels != 3:
             raise ConfigError("data.image.channels: the stacked layout is an RGB image, channels must be 3")
         if self.layout == "channels" and self.channels != len(self.components):
-            raise ConfigError(f"data.image.channels: the channels layout needs one channel per component "
-                              f"({len(self.components)} for {list(self.components)}), got {self.channels}")
+            raise ConfigError(
+                f"data.image.channels: the channels layout needs one channel per component "
+                f"({len(self.components)} for {list(self.components)}), got {self.channels}"
+            )
         if self.expected_shape is not None:
             shape = tuple(int(v) for v in plain(self.expected_shape))
             if len(shape) != 2 or min(shape) < 1:
@@ -188,9 +190,7 @@ def _colormap_tree(name: str):
     return cKDTree(colours), scalars
 
 
-def invert_colormap(
-    rgb: np.ndarray, name: str = "jet", source: str | os.PathLike | None = None
-) -> np.ndarray:
+def invert_colormap(rgb: np.ndarray, name: str = "jet", source: str | os.PathLike | None = None) -> np.ndarray:
     """Scalar ``(rows, cols)`` float32 in ``[0, 1]`` whose colour is nearest each RGB pixel.
 
     ``rgb`` is uint8 ``(rows, cols, 3)``. Only the distinct colours of the image are looked up.
@@ -199,8 +199,7 @@ def invert_colormap(
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise InputDataError(source, f"colormap inversion needs uint8 (rows, cols, 3) RGB, got "
-                                     f"{rgb.dtype} {rgb.shape}")
+        raise InputDataError(source, f"colormap inversion needs uint8 (rows, cols, 3) RGB, got {rgb.dtype} {rgb.shape}")
     tree, scalars = _colormap_tree(name)
     packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     unique, inverse = np.unique(packed.ravel(), return_inverse=True)
@@ -209,8 +208,11 @@ def invert_colormap(
     pixel_distance = distance[inverse.ravel()]
     off = float(np.mean(pixel_distance > _OFF_COLORMAP_DISTANCE))
     if off > _MAX_OFF_COLORMAP_FRACTION:
-        raise InputDataError(source, f"{off:.0%} of the pixels are not {name} colours; the image does "
-                                     f"not look like a {name}-coloured spectrogram without axes")
+        raise InputDataError(
+            source,
+            f"{off:.0%} of the pixels are not {name} colours; the image does "
+            f"not look like a {name}-coloured spectrogram without axes",
+        )
     if off > 0:
         log.warning("%s: %.1f%% of the pixels are far from every %s colour", source, 100 * off, name)
     return scalars[nearest][inverse.ravel()].reshape(rgb.shape[:2]).astype(np.float32)
@@ -263,8 +265,11 @@ def _read_image_file(path: Path, spec: ImageSpec) -> tuple[np.ndarray, np.ndarra
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         alpha = np.asarray(img.getchannel("A"))
         if alpha.min() < 255:
-            raise InputDataError(path, f"image has transparent pixels ({int(np.sum(alpha < 255))} with "
-                                       "alpha < 255); save it without transparency")
+            raise InputDataError(
+                path,
+                f"image has transparent pixels ({int(np.sum(alpha < 255))} with "
+                "alpha < 255); save it without transparency",
+            )
         img = img.convert("L" if mode in ("LA", "La") else "RGB")
         mode = img.mode
     if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
@@ -285,8 +290,9 @@ def _read_image_file(path: Path, spec: ImageSpec) -> tuple[np.ndarray, np.ndarra
         pixels = np.asarray(img)
         scale = 255.0 if mode == "L" else 65535.0
         return (pixels.astype(np.float32) / np.float32(scale))[..., None], None
-    raise InputDataError(path, f"unsupported image mode {mode!r}; use 8-bit RGB/grayscale, "
-                               "16-bit grayscale, or a .npy array")
+    raise InputDataError(
+        path, f"unsupported image mode {mode!r}; use 8-bit RGB/grayscale, 16-bit grayscale, or a .npy array"
+    )
 
 
 def _read_array_file(path: Path, spec: ImageSpec) -> np.ndarray:
@@ -315,8 +321,9 @@ def _read_array_file(path: Path, spec: ImageSpec) -> np.ndarray:
         raise InputDataError(path, f"array must be (rows, cols, {spec.channels}), got shape {array.shape}")
     if array.shape[2] != spec.channels:
         hint = " (channels-first? move the channel axis last)" if array.shape[0] == spec.channels else ""
-        raise InputDataError(path, f"array has {array.shape[2]} channels in shape {array.shape}, "
-                                   f"expected {spec.channels}{hint}")
+        raise InputDataError(
+            path, f"array has {array.shape[2]} channels in shape {array.shape}, expected {spec.channels}{hint}"
+        )
     kind = array.dtype.kind
     if kind not in "uif":
         raise InputDataError(path, f"unsupported array dtype {array.dtype}; use uint8, uint16 or float")
@@ -327,8 +334,12 @@ def _read_array_file(path: Path, spec: ImageSpec) -> np.ndarray:
         scaled = (array.astype(np.float64) - lo) / (hi - lo)
         outside = float(np.mean((scaled < 0) | (scaled > 1)))
         if outside > 0:
-            log.warning("%s: %.2f%% of the values lie outside value_range %s and are clipped",
-                        path, 100 * outside, list(spec.value_range))
+            log.warning(
+                "%s: %.2f%% of the values lie outside value_range %s and are clipped",
+                path,
+                100 * outside,
+                list(spec.value_range),
+            )
         result = np.clip(scaled, 0.0, 1.0).astype(np.float32)
     elif array.dtype == np.uint8:
         result = array.astype(np.float32) / np.float32(255.0)
@@ -350,8 +361,7 @@ def load_spectrogram_image(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise InputDataError(path, f"unsupported file type {path.suffix!r}; expected one of "
-                                   f"{list(SUPPORTED_SUFFIXES)}")
+        raise InputDataError(path, f"unsupported file type {path.suffix!r}; expected one of {list(SUPPORTED_SUFFIXES)}")
     if not path.is_file():
         raise InputDataError(path, "spectrogram file not found")
     rgb = None
@@ -361,8 +371,11 @@ def load_spectrogram_image(
         image = _read_array_file(path, spec)
     rows, cols = int(image.shape[0]), int(image.shape[1])
     if spec.expected_shape is not None and (rows, cols) != tuple(spec.expected_shape):
-        raise InputDataError(path, f"image is {rows}x{cols} but data.image.expected_shape is "
-                                   f"{spec.expected_shape[0]}x{spec.expected_shape[1]}")
+        raise InputDataError(
+            path,
+            f"image is {rows}x{cols} but data.image.expected_shape is "
+            f"{spec.expected_shape[0]}x{spec.expected_shape[1]}",
+        )
     if spec.layout == "stacked" and rows < len(spec.components):
         raise InputDataError(path, f"{rows} rows cannot hold {len(spec.components)} stacked panels")
     scalar = None
@@ -371,8 +384,7 @@ def load_spectrogram_image(
             rgb = np.clip(np.rint(image.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
         scalar = invert_colormap(rgb, spec.colormap, source=path)
     axes = spec.axes(rows, cols, event_time=event_time)
-    return LoadedSpectrogram(image=np.ascontiguousarray(image, dtype=np.float32), axes=axes,
-                             scalar=scalar, source=path)
+    return LoadedSpectrogram(image=np.ascontiguousarray(image, dtype=np.float32), axes=axes, scalar=scalar, source=path)
 
 
 # ---------------------------------------------------------------------------- writing
@@ -407,8 +419,9 @@ def render_jet_stacked(
     arrays = [np.asarray(p, dtype=np.float64) for p in panels]
     for i, panel in enumerate(arrays):
         if panel.ndim != 2 or min(panel.shape) < 1:
-            raise InputDataError(None, f"render_jet_stacked: panel {i} must be a non-empty 2-D array, "
-                                       f"got shape {panel.shape}")
+            raise InputDataError(
+                None, f"render_jet_stacked: panel {i} must be a non-empty 2-D array, got shape {panel.shape}"
+            )
         if not np.isfinite(panel).all():
             raise InputDataError(None, f"render_jet_stacked: panel {i} holds NaN/Inf values")
     lo = min(float(p.min()) for p in arrays) if vmin is None else float(vmin)
@@ -420,23 +433,16 @@ def render_jet_stacked(
     for panel, panel_rows in zip(arrays, splits):
         resized = _resize_float(panel, len(panel_rows), cols)
         scaled = np.clip((resized - lo) / (hi - lo), 0.0, 1.0)
-        out[panel_rows[0]:panel_rows[-1] + 1] = apply_colormap(scaled, colormap)
+        out[panel_rows[0] : panel_rows[-1] + 1] = apply_colormap(scaled, colormap)
     return out
 
 
 def save_spectrogram_png(path: str | os.PathLike, image_rgb_uint8: np.ndarray) -> Path:
-    """Write a uint8 ``(rows, cols, 3)`` RGB image as PNG atomically (temp file + ``os.replace``)."""
+    """Write a uint8 ``(rows, cols, 3)`` RGB image as PNG atomically (:func:`core.io.atomic_path`)."""
     path = Path(path)
     image = np.asarray(image_rgb_uint8)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise InputDataError(path, f"PNG writer needs uint8 (rows, cols, 3), got {image.dtype} {image.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(np.ascontiguousarray(image)).save(handle, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        Image.fromarray(np.ascontiguousarray(image)).save(handle, format="PNG")
     return path

@@ -6,8 +6,10 @@ import logging
 from dataclasses import dataclass
 from os import PathLike
 
+import numpy as np
+
 from core.errors import InputDataError
-from geomag.preprocess import PreEventWindow, cut_window, detrend, fill_gaps, quality_report
+from geomag.preprocess import PreEventWindow, as_datetime64, cut_window, detrend, fill_gaps, quality_report
 from geomag.readers import read_timeseries
 from geomag.spectrogram import Spectrogram, SpectrogramConfig, compute_spectrogram
 from geomag.timeseries import GeomagSeries
@@ -40,13 +42,17 @@ def spectrogram_from_series(
     source = series.source
     for name in config.components:
         if name not in filled.components:
-            raise InputDataError(source, f"component {name} not in the file (has {list(filled.components)}); "
-                                         f"set spectrogram.components")
+            raise InputDataError(
+                source, f"component {name} not in the file (has {list(filled.components)}); set spectrogram.components"
+            )
         fraction = filled.missing_fraction(name)
         if fraction > max_missing_fraction:
-            raise InputDataError(source, f"component {name} misses {fraction:.0%} of the window before "
-                                         f"{event_time} (limit spectrogram.gaps.max_missing_fraction="
-                                         f"{max_missing_fraction})")
+            raise InputDataError(
+                source,
+                f"component {name} misses {fraction:.0%} of the window before "
+                f"{event_time} (limit spectrogram.gaps.max_missing_fraction="
+                f"{max_missing_fraction})",
+            )
     for warning in quality.get("warnings", []):
         log.warning("%s: data quality: %s", source, warning)
     detrended = detrend(filled, detrend_kind)
@@ -60,8 +66,29 @@ def spectrogram_from_series(
     return WindowSpectrogram(spec, window, quality)
 
 
-def spectrogram_from_file(path: str | PathLike, event_time: object, config: SpectrogramConfig,
-                          **options) -> WindowSpectrogram:
-    """Read an IAGA-2002 or BMKG FRG-604RC file and compute the pre-event spectrogram."""
-    series = read_timeseries(path, expected_interval_s=config.sampling_interval_s)
+def needed_time_range(event_time: object, config: SpectrogramConfig) -> tuple[np.datetime64, np.datetime64] | None:
+    """``(start, end)`` covering every sample of the window before ``event_time`` (one interval of margin).
+
+    None when ``config.window_hours`` is unusable (:func:`~geomag.preprocess.cut_window` then reports it).
+    """
+    try:
+        span_ms = int(round((float(config.window_hours) * 3600.0 + float(config.sampling_interval_s)) * 1000))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if span_ms <= 0:
+        return None
+    event = as_datetime64(event_time)
+    return event - np.timedelta64(span_ms, "ms"), event
+
+
+def spectrogram_from_file(
+    path: str | PathLike, event_time: object, config: SpectrogramConfig, **options
+) -> WindowSpectrogram:
+    """Read a raw file (IAGA-2002, ImagCDF or BMKG FRG-604RC) and compute the pre-event spectrogram.
+
+    Only the window before the event is needed: multi-day files (ImagCDF) are read for that window only.
+    """
+    series = read_timeseries(
+        path, expected_interval_s=config.sampling_interval_s, time_range=needed_time_range(event_time, config)
+    )
     return spectrogram_from_series(series, event_time, config, **options)

@@ -167,8 +167,7 @@ def fill_gaps(series: GeomagSeries, max_interpolate_s: float) -> tuple[GeomagSer
         components[name] = out
         masks[name] = missing & ~fillable
         counts[name] = {"interpolated": int(fillable.sum()), "unfilled": int(masks[name].sum())}
-    return _with_components(series, components, gap_fill={
-        "max_interpolate_s": limit_s, "counts": counts}), masks
+    return _with_components(series, components, gap_fill={"max_interpolate_s": limit_s, "counts": counts}), masks
 
 
 # --------------------------------------------------------------------------- detrending
@@ -228,9 +227,7 @@ def cut_window(series: GeomagSeries, event_time: object, window_hours: float = 6
     n_exact = window_hours * 3600.0 / interval
     n = int(round(n_exact))
     if dt_ms <= 0 or n < 1 or abs(n - n_exact) > 1e-6:
-        raise ConfigError(
-            f"window_hours={window_hours} is not a whole number of {interval:g}-s samples"
-        )
+        raise ConfigError(f"window_hours={window_hours} is not a whole number of {interval:g}-s samples")
     if len(series) == 0:
         raise InputDataError(series.source, "time series is empty; nothing to cut")
     stamps = series.times.astype(np.int64)
@@ -246,8 +243,9 @@ def cut_window(series: GeomagSeries, event_time: object, window_hours: float = 6
     end_time = np.datetime64(t0 + k_end * dt_ms, "ms")
     if not inside.any():
         raise InputDataError(
-            series.source, f"data ({series.times[0]} to {series.times[-1]}) do not overlap the "
-            f"{window_hours:g} h window {start_time} to {end_time} before the event {event}"
+            series.source,
+            f"data ({series.times[0]} to {series.times[-1]}) do not overlap the "
+            f"{window_hours:g} h window {start_time} to {end_time} before the event {event}",
         )
     components = {}
     for name, values in series.components.items():
@@ -266,12 +264,19 @@ def cut_window(series: GeomagSeries, event_time: object, window_hours: float = 6
         series,
         times=times,
         components=components,
-        metadata={**series.metadata, "window": {
-            "event_time": str(event), "start_time": str(start_time),
-            "window_hours": float(window_hours), "file_coverage": coverage}},
+        metadata={
+            **series.metadata,
+            "window": {
+                "event_time": str(event),
+                "start_time": str(start_time),
+                "window_hours": float(window_hours),
+                "file_coverage": coverage,
+            },
+        },
     )
-    return PreEventWindow(series=window_series, event_time=event, start_time=start_time,
-                          window_s=float(window_hours) * 3600.0)
+    return PreEventWindow(
+        series=window_series, event_time=event, start_time=start_time, window_s=float(window_hours) * 3600.0
+    )
 
 
 # --------------------------------------------------------------------------- quality
@@ -294,11 +299,104 @@ def _hourly_std(values: np.ndarray, interval_s: float) -> float | None:
     chunk = max(1, int(round(3600.0 / interval_s)))
     stds = []
     for start in range(0, values.size, chunk):
-        piece = values[start:start + chunk]
+        piece = values[start : start + chunk]
         piece = piece[np.isfinite(piece)]
         if piece.size >= max(2, min(chunk, values.size) // 2):
             stds.append(float(piece.std()))
     return max(stds) if stds else None
+
+
+def _spectral_quality(
+    name: str,
+    values: np.ndarray,
+    entry: dict,
+    report: dict,
+    bands: Mapping[str, tuple[float, float]],
+    limits: QualityThresholds,
+) -> list[str]:
+    """Welch band RMS and 2-100 mHz slope of one component into ``entry``; returns its warnings."""
+    comp_warnings: list[str] = []
+    n, nperseg = values.size, report["nperseg"]
+    fs = 1.0 / report["sampling_interval_s"]
+    finite = np.isfinite(values)
+    positions = np.arange(n, dtype=np.float64)
+    filled = values if finite.all() else np.interp(positions, positions[finite], values[finite])
+    freqs, psd = signal.welch(filled, fs=fs, window="hann", nperseg=nperseg, detrend="linear")
+    df = freqs[1] - freqs[0]
+    for band, (fmin, fmax) in bands.items():
+        sel = (freqs >= fmin) & (freqs < fmax)
+        if fmax > fs / 2 + 1e-12 or not sel.any():
+            _note(report, f"{name}: band {band} ({fmin:g}-{fmax:g} Hz) not resolved at fs={fs:g} Hz, nperseg={nperseg}")
+            continue
+        rms = float(np.sqrt(np.sum(psd[sel]) * df))
+        entry["band_rms_nT"][band] = rms
+        if rms > limits.max_band_rms_nt:
+            comp_warnings.append(f"{name}: {band} RMS {rms:.1f} nT > {limits.max_band_rms_nt:g} nT")
+    sel = (freqs >= SLOPE_RANGE_HZ[0]) & (freqs <= min(SLOPE_RANGE_HZ[1], fs / 2)) & (psd > 0)
+    if sel.sum() >= 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", np.exceptions.RankWarning)
+            slope = float(np.polyfit(np.log10(freqs[sel]), np.log10(psd[sel]), 1)[0])
+        entry["spectral_slope"] = slope
+        if not limits.slope_min <= slope <= limits.slope_max:
+            comp_warnings.append(
+                f"{name}: spectral slope {slope:.2f} outside "
+                f"[{limits.slope_min:g}, {limits.slope_max:g}] over 2-100 mHz"
+            )
+    else:
+        _note(report, f"{name}: too few PSD bins for the 2-100 mHz slope")
+    return comp_warnings
+
+
+def _component_quality(
+    name: str,
+    values: np.ndarray,
+    report: dict,
+    bands: Mapping[str, tuple[float, float]],
+    limits: QualityThresholds,
+) -> dict:
+    """One component's statistics and plausibility warnings (its entry in ``report["components"]``)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    finite = np.isfinite(values)
+    comp_warnings: list[str] = []
+    missing = float(1.0 - finite.mean()) if n else 1.0
+    entry: dict = {
+        "missing_fraction": missing,
+        "mean_nT": None,
+        "std_nT": None,
+        "max_hourly_std_nT": None,
+        "band_rms_nT": {b: None for b in bands},
+        "spectral_slope": None,
+    }
+    report["components"][name] = entry
+    if missing > limits.max_missing_fraction:
+        comp_warnings.append(
+            f"{name}: {100 * missing:.1f} % of samples missing (> {100 * limits.max_missing_fraction:g} %)"
+        )
+    if finite.sum() < 2:
+        comp_warnings.append(f"{name}: fewer than 2 valid samples")
+        entry["warnings"] = comp_warnings
+        return entry
+    good = values[finite]
+    entry["mean_nT"] = float(good.mean())
+    entry["std_nT"] = float(good.std())
+    entry["max_hourly_std_nT"] = _hourly_std(values, report["sampling_interval_s"])
+    if abs(entry["mean_nT"]) > limits.max_abs_mean_nt:
+        comp_warnings.append(
+            f"{name}: mean {entry['mean_nT']:.0f} nT exceeds the Earth's field (> {limits.max_abs_mean_nt:g} nT)"
+        )
+    if entry["std_nT"] == 0.0:
+        comp_warnings.append(f"{name}: constant signal (stuck sensor or fill value?)")
+    hourly = entry["max_hourly_std_nT"]
+    if hourly is not None and hourly > limits.max_hourly_std_nt:
+        comp_warnings.append(
+            f"{name}: hourly std {hourly:.1f} nT > {limits.max_hourly_std_nt:g} nT (wrong byte layout or units?)"
+        )
+    if report["nperseg"] is not None and entry["std_nT"] > 0.0:
+        comp_warnings += _spectral_quality(name, values, entry, report, bands, limits)
+    entry["warnings"] = comp_warnings
+    return entry
 
 
 def quality_report(
@@ -319,7 +417,6 @@ def quality_report(
     limits = thresholds or QualityThresholds()
     band_limits = _checked_bands(bands)
     interval = float(series.sampling_interval_s)
-    fs = 1.0 / interval
     n = len(series)
     # >= 2048 samples per segment (1-10 mHz resolved), up to 8192, at least ~4 segments when possible
     nperseg = int(min(n, max(MIN_NPERSEG, min(MAX_NPERSEG, n // 4)))) if n >= MIN_NPERSEG else None
@@ -339,63 +436,7 @@ def quality_report(
     if nperseg is None:
         report["notes"].append(f"{n} samples: too short for spectra (need >= {MIN_NPERSEG})")
     for name, values in series.components.items():
-        values = np.asarray(values, dtype=np.float64)
-        finite = np.isfinite(values)
-        comp_warnings: list[str] = []
-        missing = float(1.0 - finite.mean()) if n else 1.0
-        entry: dict = {"missing_fraction": missing, "mean_nT": None, "std_nT": None,
-                       "max_hourly_std_nT": None, "band_rms_nT": {b: None for b in band_limits},
-                       "spectral_slope": None}
-        report["components"][name] = entry
-        if missing > limits.max_missing_fraction:
-            comp_warnings.append(f"{name}: {100 * missing:.1f} % of samples missing "
-                                 f"(> {100 * limits.max_missing_fraction:g} %)")
-        if finite.sum() < 2:
-            comp_warnings.append(f"{name}: fewer than 2 valid samples")
-            entry["warnings"] = comp_warnings
-            report["warnings"].extend(comp_warnings)
-            continue
-        good = values[finite]
-        entry["mean_nT"] = float(good.mean())
-        entry["std_nT"] = float(good.std())
-        entry["max_hourly_std_nT"] = _hourly_std(values, interval)
-        if abs(entry["mean_nT"]) > limits.max_abs_mean_nt:
-            comp_warnings.append(f"{name}: mean {entry['mean_nT']:.0f} nT exceeds the Earth's field "
-                                 f"(> {limits.max_abs_mean_nt:g} nT)")
-        if entry["std_nT"] == 0.0:
-            comp_warnings.append(f"{name}: constant signal (stuck sensor or fill value?)")
-        hourly = entry["max_hourly_std_nT"]
-        if hourly is not None and hourly > limits.max_hourly_std_nt:
-            comp_warnings.append(f"{name}: hourly std {hourly:.1f} nT > {limits.max_hourly_std_nt:g} nT "
-                                 "(wrong byte layout or units?)")
-        if nperseg is not None and entry["std_nT"] > 0.0:
-            positions = np.arange(n, dtype=np.float64)
-            filled = values if finite.all() else np.interp(positions, positions[finite], good)
-            freqs, psd = signal.welch(filled, fs=fs, window="hann", nperseg=nperseg, detrend="linear")
-            df = freqs[1] - freqs[0]
-            for band, (fmin, fmax) in band_limits.items():
-                sel = (freqs >= fmin) & (freqs < fmax)
-                if fmax > fs / 2 + 1e-12 or not sel.any():
-                    _note(report, f"{name}: band {band} ({fmin:g}-{fmax:g} Hz) not resolved at "
-                                  f"fs={fs:g} Hz, nperseg={nperseg}")
-                    continue
-                rms = float(np.sqrt(np.sum(psd[sel]) * df))
-                entry["band_rms_nT"][band] = rms
-                if rms > limits.max_band_rms_nt:
-                    comp_warnings.append(f"{name}: {band} RMS {rms:.1f} nT > {limits.max_band_rms_nt:g} nT")
-            sel = (freqs >= SLOPE_RANGE_HZ[0]) & (freqs <= min(SLOPE_RANGE_HZ[1], fs / 2)) & (psd > 0)
-            if sel.sum() >= 3:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", np.exceptions.RankWarning)
-                    slope = float(np.polyfit(np.log10(freqs[sel]), np.log10(psd[sel]), 1)[0])
-                entry["spectral_slope"] = slope
-                if not limits.slope_min <= slope <= limits.slope_max:
-                    comp_warnings.append(f"{name}: spectral slope {slope:.2f} outside "
-                                         f"[{limits.slope_min:g}, {limits.slope_max:g}] over 2-100 mHz")
-            else:
-                _note(report, f"{name}: too few PSD bins for the 2-100 mHz slope")
-        entry["warnings"] = comp_warnings
-        report["warnings"].extend(comp_warnings)
+        report["warnings"].extend(_component_quality(name, values, report, band_limits, limits)["warnings"])
     report["ok"] = not report["warnings"]
     for text in report["warnings"]:
         logger.warning("%s: %s", series.source or series.station, text)

@@ -1,9 +1,9 @@
 """Format dispatch for raw time-series files, plus the file-loading helpers every reader shares.
 
 ``read_timeseries(path)`` picks the reader from the file name (BMKG ``SYYMMDD.STN[.gz]``)
-or from the content (an IAGA-2002 header starts with `` Format``; an FRG-604RC block header
-carries a station code and a valid date), and raises :class:`InputDataError`
-("unknown file format") otherwise.
+or from the content (a CDF file starts with a CDF magic number such as ``0xCDF30001``; an
+IAGA-2002 header starts with `` Format``; an FRG-604RC block header carries a station code and a
+valid date), and raises :class:`InputDataError` ("unknown file format") otherwise.
 """
 
 from __future__ import annotations
@@ -106,26 +106,37 @@ def _looks_like_iaga2002(head: bytes) -> bool:
     return head.lstrip(b" \t").startswith(b"Format")
 
 
-def read_timeseries(path: str | PathLike, expected_interval_s: float | None = 1.0) -> GeomagSeries:
+def read_timeseries(
+    path: str | PathLike, expected_interval_s: float | None = 1.0, time_range: tuple | None = None
+) -> GeomagSeries:
     """Read any supported raw time-series file into a :class:`GeomagSeries`.
 
     Dispatch: a name like ``S230101.LUT`` / ``S230101.LUT.gz`` -> BMKG FRG-604RC reader;
-    content starting with the IAGA-2002 `` Format`` header -> IAGA-2002 reader; content
-    whose first 30 bytes form a valid FRG-604RC block header -> BMKG reader; else
-    :class:`InputDataError` ("unknown file format").
+    content starting with a CDF magic number -> ImagCDF reader; content starting with the
+    IAGA-2002 `` Format`` header -> IAGA-2002 reader; content whose first 30 bytes form a valid
+    FRG-604RC block header -> BMKG reader; else :class:`InputDataError` ("unknown file format").
+
+    ``time_range=(start, end)`` names the samples the caller needs (``start <= t < end``): the
+    ImagCDF reader, whose files may hold many days, reads only those records; the day-file readers
+    return the whole file and the caller cuts its window (:func:`geomag.preprocess.cut_window`).
     """
     from geomag.bmkg import looks_like_frg604, read_bmkg_frg604
+    from geomag.cdf import looks_like_cdf
     from geomag.iaga2002 import read_iaga2002
 
     p = check_file(path)
     if BMKG_NAME_PATTERN.match(p.name):
         return read_bmkg_frg604(p, expected_interval_s=expected_interval_s)
     head = _head(p)
+    if looks_like_cdf(head):
+        from geomag.imagcdf import read_imagcdf
+
+        return read_imagcdf(p, expected_interval_s=expected_interval_s, time_range=time_range)
     if _looks_like_iaga2002(head):
         return read_iaga2002(p, expected_interval_s=expected_interval_s)
     if looks_like_frg604(head):
         logger.info("%s: name is not SYYMMDD.STN but content is an FRG-604RC block", p)
         return read_bmkg_frg604(p, expected_interval_s=expected_interval_s)
     raise InputDataError(
-        p, "unknown file format (expected IAGA-2002 text or a BMKG FRG-604RC SYYMMDD.STN file)"
+        p, "unknown file format (expected IAGA-2002 text, INTERMAGNET ImagCDF or a BMKG FRG-604RC SYYMMDD.STN file)"
     )

@@ -1,10 +1,13 @@
 """Data sources: where samples come from and how each becomes a spectrogram on physical axes.
 
 ``CsvDataSource`` reads the users' metadata CSV. Each row's ``path`` may be a spectrogram image
-(PNG/JPG), an array (``.npy``) or a raw 1-second file (IAGA-2002 or BMKG FRG-604RC; the row then
-needs an ``event_time`` column) that goes through the pre-processing pipeline.
-``DemoDataSource`` generates the synthetic demo data set once (cached by a hash of its config)
-and then reads it through the same CSV code path.
+(PNG/JPG), an array (``.npy``) or a raw file (IAGA-2002, INTERMAGNET ImagCDF ``.cdf`` or BMKG
+FRG-604RC, recognised by content; the row then needs an ``event_time`` column) that goes through the
+pre-processing pipeline. ``DemoDataSource`` generates the synthetic demo data set once (cached by a
+hash of its config) and then reads it through the same CSV code path.
+
+Both are built by Hydra from ``conf/data/*.yaml`` with ``_convert_: all``, so their arguments arrive
+as plain dicts and lists.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError, InputDataError
-from core.text import plain
 from geomag.axes import SpectrogramAxes
 from geomag.dataset import ClassMappings, SampleRecord, load_metadata, resolve_data_path
 from geomag.images import IMAGE_SUFFIXES, ImageSpec, LoadedSpectrogram, load_spectrogram_image
@@ -27,10 +29,12 @@ from geomag.spectrogram import SpectrogramConfig
 log = logging.getLogger(__name__)
 
 
-
-
 class CsvDataSource:
-    """Samples described by a metadata CSV (``magnitude_class, azimuth_class, station, date, path``)."""
+    """Samples described by a metadata CSV (``magnitude_class, azimuth_class, station, date, path``).
+
+    ``spectrogram`` holds the STFT settings and the pre-processing of raw files (its ``gaps`` and
+    ``detrend`` keys, as in ``conf/spectrogram/default.yaml``); ``image`` the axes of image samples.
+    """
 
     def __init__(
         self,
@@ -41,8 +45,6 @@ class CsvDataSource:
         spectrogram: Mapping | SpectrogramConfig | None = None,
         axes_file: str | Path | None = None,
         allow_outside_root: bool = False,
-        gaps: Mapping | None = None,
-        detrend: str = "linear",
     ) -> None:
         self.metadata_csv = Path(metadata_csv)
         if not self.metadata_csv.is_file():
@@ -53,12 +55,14 @@ class CsvDataSource:
         if class_mappings and self.class_mappings is None:
             raise InputDataError(mappings_file, "class mappings file not found (data.class_mappings)")
         try:
-            self.image_spec = ImageSpec(**plain(image)) if image else None
+            self.image_spec = ImageSpec(**image) if image else None
         except TypeError as exc:  # an unknown key under data.image
             raise ConfigError(f"data.image: {exc}") from None
-        spectrogram = plain(spectrogram)
-        self.spectrogram = (spectrogram if isinstance(spectrogram, SpectrogramConfig)
-                            else SpectrogramConfig.from_config(spectrogram or {}))
+        self.spectrogram = (
+            spectrogram
+            if isinstance(spectrogram, SpectrogramConfig)
+            else SpectrogramConfig.from_config(spectrogram or {})
+        )
         axes_path = Path(axes_file) if axes_file else None
         self.fixed_axes = None
         if axes_path is not None:
@@ -69,14 +73,15 @@ class CsvDataSource:
             except (OSError, ValueError, KeyError) as exc:
                 raise InputDataError(axes_path, f"cannot read spectrogram axes ({exc})") from None
         self.allow_outside_root = allow_outside_root
-        self.gaps = dict(plain(gaps) or {})
-        self.detrend = detrend
+        self.gaps = dict(self.spectrogram.extra.get("gaps") or {})
+        self.detrend = str(self.spectrogram.extra.get("detrend", "linear"))
         self._records: list[SampleRecord] | None = None
 
     def records(self) -> list[SampleRecord]:
         if self._records is None:
-            self._records = load_metadata(self.metadata_csv, self.class_mappings, data_root=self.root,
-                                          allow_outside_root=self.allow_outside_root)
+            self._records = load_metadata(
+                self.metadata_csv, self.class_mappings, data_root=self.root, allow_outside_root=self.allow_outside_root
+            )
         return self._records
 
     def load(self, record: SampleRecord) -> LoadedSpectrogram:
@@ -88,28 +93,35 @@ class CsvDataSource:
 
     def _load_image(self, record: SampleRecord) -> LoadedSpectrogram:
         if self.fixed_axes is not None:
-            spec = ImageSpec(layout=self.fixed_axes.layout, components=self.fixed_axes.components,
-                             frequency_range_hz=self.fixed_axes.frequency_range_hz,
-                             frequency_scale=self.fixed_axes.frequency_scale, window_s=self.fixed_axes.window_s,
-                             expected_shape=self.fixed_axes.shape,
-                             channels=3 if self.fixed_axes.layout == "stacked" else len(self.fixed_axes.components))
+            spec = ImageSpec(
+                layout=self.fixed_axes.layout,
+                components=self.fixed_axes.components,
+                frequency_range_hz=self.fixed_axes.frequency_range_hz,
+                frequency_scale=self.fixed_axes.frequency_scale,
+                window_s=self.fixed_axes.window_s,
+                expected_shape=self.fixed_axes.shape,
+                channels=3 if self.fixed_axes.layout == "stacked" else len(self.fixed_axes.components),
+            )
             loaded = load_spectrogram_image(record.path, spec, event_time=record.event_time)
             axes = SpectrogramAxes.from_dict({**self.fixed_axes.to_dict(), "event_time": record.event_time})
             loaded.axes = axes
             return loaded
         if self.image_spec is None:
-            raise ConfigError("data.image: the axes of image/array samples must be configured "
-                              "(layout, frequency_range_hz, frequency_scale, window_s)")
+            raise ConfigError(
+                "data.image: the axes of image/array samples must be configured "
+                "(layout, frequency_range_hz, frequency_scale, window_s)"
+            )
         return load_spectrogram_image(record.path, self.image_spec, event_time=record.event_time)
 
     def _load_raw(self, record: SampleRecord) -> LoadedSpectrogram:
         from geomag.pipeline import spectrogram_from_file
 
         if not record.event_time:
-            raise InputDataError(self.metadata_csv, f"sample {record.name}: raw data file needs an "
-                                                    f"'event_time' column")
+            raise InputDataError(self.metadata_csv, f"sample {record.name}: raw data file needs an 'event_time' column")
         result = spectrogram_from_file(
-            record.path, record.event_time, self.spectrogram,
+            record.path,
+            record.event_time,
+            self.spectrogram,
             max_interpolate_s=float(self.gaps.get("max_interpolate_s", 60)),
             max_missing_fraction=float(self.gaps.get("max_missing_fraction", 0.2)),
             detrend_kind=self.detrend,
@@ -122,8 +134,9 @@ class CsvDataSource:
         mask_path = record.extra.get("mask_path")
         if not mask_path:
             return None
-        path = resolve_data_path(mask_path, self.root, self.metadata_csv, f"sample {record.name}: mask_path",
-                                 self.allow_outside_root)
+        path = resolve_data_path(
+            mask_path, self.root, self.metadata_csv, f"sample {record.name}: mask_path", self.allow_outside_root
+        )
         try:
             mask = np.load(path, allow_pickle=False)
         except Exception as exc:  # np.load on untrusted bytes raises many types
@@ -143,22 +156,27 @@ class CsvDataSource:
 class DemoDataSource(CsvDataSource):
     """The synthetic demo data set, generated on first use under ``<cache_dir>/demo/<config hash>``."""
 
-    def __init__(self, cache_dir: str | Path, generator: Mapping | None = None,
-                 spectrogram: Mapping | SpectrogramConfig | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        generator: Mapping | None = None,
+        spectrogram: Mapping | SpectrogramConfig | None = None,
+    ) -> None:
         from geomag.synthetic import GeneratorConfig, generate_dataset
 
-        generator = dict(plain(generator) or {})
-        for key in ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio",
-                    "shortcut_classes"):
+        generator = dict(generator or {})
+        for key in ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio", "shortcut_classes"):
             if key in generator:
                 generator[key] = tuple(generator[key])
         try:
             self.generator = GeneratorConfig(**generator)
         except TypeError as exc:
             raise ConfigError(f"data.generator: {exc}") from None
-        spectrogram = plain(spectrogram)
-        spec_cfg = (spectrogram if isinstance(spectrogram, SpectrogramConfig)
-                    else SpectrogramConfig.from_config(spectrogram or {}))
+        spec_cfg = (
+            spectrogram
+            if isinstance(spectrogram, SpectrogramConfig)
+            else SpectrogramConfig.from_config(spectrogram or {})
+        )
         self.hash = self.generator.hash(spec_cfg)
         root = Path(cache_dir) / "demo" / self.hash
         if not (root / "metadata.csv").exists():

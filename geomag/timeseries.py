@@ -13,9 +13,11 @@ class GeomagSeries:
 
     Attributes:
         times: ``datetime64[ms]`` UTC sample times, strictly increasing, shape ``(n,)``.
-        components: component name (``"H"``, ``"D"``, ``"Z"``, ``"E"``, ``"X"``, ``"Y"``,
-            ``"F"``) -> float64 values in nT (``D`` in nT of arc-equivalent as the file
-            reports it), shape ``(n,)``; missing samples are NaN.
+        components: element letter as the file names it (``"H"``, ``"D"``, ``"Z"``, ``"E"``,
+            ``"X"``, ``"Y"``, ``"F"``, ``"S"``, ``"G"``) -> float64 values, shape ``(n,)``;
+            missing samples are NaN. Field values are in nT; ``D`` stays in the file's unit
+            (minutes of arc in IAGA-2002, degrees in ImagCDF, nT in FRG-604RC), which
+            ``metadata["units"]`` names.
         station: IAGA or BMKG station code.
         sampling_interval_s: seconds between samples (1.0 for 1-second data).
         latitude, longitude, elevation: geodetic location where known, else None.

@@ -74,3 +74,24 @@ def test_array_with_nan_is_refused_naming_the_file(tmp_path):
 def test_missing_csv_is_reported(tmp_path):
     with pytest.raises(InputDataError, match="nowhere.csv"):
         CsvDataSource(tmp_path / "nowhere.csv")
+
+
+def test_hydra_builds_the_csv_source_from_plain_values(tmp_path):
+    """conf/data/*.yaml instantiate with ``_convert_: all``: the sources never see OmegaConf containers."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from tests.conftest import ROOT
+
+    csv_path = _csv(tmp_path, ["Normal,Normal,MLB,2021-04-16,a.png,\n"])
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        for data in ("demo", "demo_shortcut", "csv"):
+            cfg = compose(config_name="config", overrides=[f"data={data}", f"paths.cache_dir={tmp_path}"])
+            assert cfg.data._convert_ == "all"
+        cfg = compose(config_name="config", overrides=["data=csv", f"data.metadata_csv={csv_path}",
+                                                       "spectrogram.gaps.max_interpolate_s=30"])
+        source = instantiate(cfg.data)
+    assert isinstance(source, CsvDataSource)
+    assert type(source.gaps) is dict and source.gaps["max_interpolate_s"] == 30
+    assert source.detrend == "linear" and source.image_spec.components == ("H", "D", "Z")
+    assert source.spectrogram.components == ("H", "D", "Z") and type(source.spectrogram.extra["gaps"]) is dict
