@@ -16,30 +16,26 @@ from omegaconf import OmegaConf
 
 from core.errors import InputDataError
 from core.io import atomic_write_json
-from tests.test_compare import SAMPLES_A, SAMPLES_B, FakeRender, _job, make_model_folder
+from core.names import COMPARISON_JSON, COMPARISON_REPORT
+from tests.conftest import SAMPLES_A, SAMPLES_B, make_job, make_model_folder
 from xai.callbacks import CompareOnMultirunEnd
-from xai.compare import COMPARISON_JSON, REPORT_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def fake_render(monkeypatch):
-    import xai.render
-
-    fake = FakeRender()
-    for name in ("render_comparison_figure", "render_confidence_chart", "render_paper_grid"):
-        monkeypatch.setattr(xai.render, name, getattr(fake, name))
-    return fake
+def _figures(fake_render):
+    """The comparison figures are drawn by the fake renderer (real ones take seconds each)."""
+    return fake_render
 
 
 def _sweep(tmp_path: Path, failed: bool) -> Path:
     root = tmp_path / "multirun"
-    make_model_folder(_job(root, 0, ["model=vgg16"]), "vgg16", SAMPLES_A, n=12, methods=("gradcam",))
-    make_model_folder(_job(root, 1, ["model=efficientnet"]), "efficientnet", SAMPLES_B, n=12,
+    make_model_folder(make_job(root, 0, ["model=vgg16"]), "vgg16", SAMPLES_A, n=12, methods=("gradcam",))
+    make_model_folder(make_job(root, 1, ["model=efficientnet"]), "efficientnet", SAMPLES_B, n=12,
                       methods=("gradcam",))
     if failed:
-        atomic_write_json(_job(root, 2, ["model=broken"]) / "broken" / "status.json",
+        atomic_write_json(make_job(root, 2, ["model=broken"]) / "broken" / "status.json",
                           {"status": "failed", "error": "models/broken.keras: file not found",
                            "model": "broken", "sample": None})
     return root
@@ -58,7 +54,7 @@ def test_multirun_end_writes_comparison_and_exits_on_failure(tmp_path, caplog):
     with pytest.raises(SystemExit) as raised:
         CompareOnMultirunEnd().on_multirun_end(_config(sweep))
     assert raised.value.code == 1
-    assert (sweep / "comparison" / REPORT_FILE).is_file()
+    assert (sweep / "comparison" / COMPARISON_REPORT).is_file()
     assert (sweep / "comparison" / COMPARISON_JSON).is_file()
     assert "models/broken.keras: file not found" in caplog.text
     assert "GRADCAM_COMPARISON_REPORT.md" in caplog.text
@@ -111,7 +107,7 @@ def test_on_job_end_records_failure_and_keeps_the_sweep_going(tmp_path, caplog):
     ret.status = JobStatus.FAILED
     ret.return_value = RuntimeError("compare broke")
     callback.on_job_end(_config(tmp_path, output_dir=str(other), model="vgg16",
-                                task="xai.compare.run_compare_task"), job_return=ret)
+                                task="xai.tasks.compare.run"), job_return=ret)
     assert not list(other.rglob("status.json"))
     assert callback.failed_jobs[2]["error"] == "RuntimeError: compare broke"
     # successful jobs are left alone; keep_going=False leaves Hydra's failure in place
@@ -133,13 +129,10 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 
-import xai.render
 from core.errors import InputDataError
-from tests.test_compare import SAMPLES_A, FakeRender, make_model_folder
+from tests.conftest import SAMPLES_A, FakeRender, make_model_folder
 
-fake = FakeRender()
-for name in ("render_comparison_figure", "render_confidence_chart", "render_paper_grid"):
-    setattr(xai.render, name, getattr(fake, name))
+FakeRender().install()
 
 
 @hydra.main(version_base="1.3", config_path=".", config_name="cfg")
@@ -182,15 +175,15 @@ def _run_sweep(tmp_path: Path, models: str) -> tuple[subprocess.CompletedProcess
     return proc, sweep
 
 
-def test_real_hydra_sweep_with_a_failed_job(tmp_path):
+def test_real_hydra_sweep_with_a_failedmake_job(tmp_path):
     proc, sweep = _run_sweep(tmp_path, "vgg16,broken,efficientnet")
     assert proc.returncode == 1, proc.stderr[-3000:]
     data = json.loads((sweep / "comparison" / COMPARISON_JSON).read_text())
     assert sorted(data["models"]) == ["efficientnet", "vgg16"]  # the job after the failure ran too
     assert [f["model"] for f in data["jobs"]["failed"]] == ["broken"]
     assert data["jobs"]["failed"][0]["error"] == "models/broken.keras: file not found"
-    report = (sweep / "comparison" / REPORT_FILE).read_text(encoding="utf-8")
+    report = (sweep / "comparison" / COMPARISON_REPORT).read_text(encoding="utf-8")
     assert "**failed** `" in report and "models/broken.keras: file not found" in report
     proc, sweep = _run_sweep(tmp_path, "vgg16,efficientnet")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (sweep / "comparison" / REPORT_FILE).is_file()
+    assert (sweep / "comparison" / COMPARISON_REPORT).is_file()

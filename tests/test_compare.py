@@ -1,185 +1,27 @@
-"""Comparison of fake model folders (JSON + NPZ per the architecture contract)."""
+"""Comparison of fake model folders (JSON built through xai.results_schema + NPZ per the architecture contract)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from core.errors import ConfigError, InputDataError
-from core.io import atomic_savez, atomic_write_json
-from geomag.axes import SpectrogramAxes
-from xai.compare import (
-    COMPARISON_JSON,
-    REPORT_FILE,
-    SweepHadFailures,
-    compare_runs,
-    has_failures,
-    run_compare_task,
-)
-
-HOUR = 3600.0
-MAGNITUDE_CLASSES = ["Normal", "Moderate", "Medium", "Large"]
-AZIMUTH_CLASSES = ["N", "E", "S", "W"]
-BAND_OF_MODEL = {"vgg16": (1e-3, 1e-2), "efficientnet": (1e-3, 1e-2), "convnext": (2.2e-2, 0.1)}
-
-
-def make_model_folder(
-    run_dir: Path,
-    model: str,
-    samples: list[dict],
-    *,
-    n: int = 32,
-    class_order: list[str] | None = None,
-    methods: tuple[str, ...] = ("gradcam", "saliency"),
-    layout: str = "channels",
-    native: tuple[int, int] = (4, 4),
-    frange: tuple[float, float] = (0.0005, 0.1),
-    store_attention: bool = False,
-) -> Path:
-    """Write ``<run_dir>/<model>/visualization_results.json`` and one ``<sample>_heatmaps.npz`` each.
-
-    ``samples``: ``{"sample", "true": (magnitude, azimuth), "pred": (magnitude, azimuth),
-    "conf": (p_mag, p_az)}``. Grad-CAM maps put their mass in ``BAND_OF_MODEL[model]``.
-    """
-    from xai.attention import attention_summary
-
-    folder = run_dir / model
-    axes = SpectrogramAxes.regular(layout=layout, components=("H", "D", "Z"), n_rows=n, n_cols=n,
-                                   frequency_range_hz=frange, frequency_scale="log",
-                                   window_s=6 * HOUR)
-    order = class_order or MAGNITUDE_CLASSES
-    rng = np.random.default_rng(zlib.crc32(model.encode()))
-    entries = []
-    for i, spec in enumerate(samples):
-        name = spec["sample"]
-        arrays = {"input": rng.random((n, n, 3)).astype(np.float32), **axes.to_npz_arrays()}
-        heads = {}
-        for h, head in enumerate(("magnitude", "azimuth")):
-            head_attention = {}
-            for method in methods:
-                if method == "gradcam":
-                    box = axes.cell_mask(*BAND_OF_MODEL[model], (5 - i) * HOUR, (3 - i) * HOUR)
-                    raw = box.astype(np.float32)
-                    raw = raw * (2.0 + h) + 0.01 * rng.random((n, n)).astype(np.float32)
-                else:
-                    raw = rng.random((n, n)).astype(np.float32)
-                arrays[f"{method}__{head}"] = raw
-                arrays[f"{method}__{head}__display"] = raw / raw.max()
-                arrays[f"{method}__{head}__native"] = np.ones(native, np.float32)
-                if store_attention:
-                    head_attention[method] = attention_summary(raw, axes, native_shape=native)
-            classes = order if head == "magnitude" else AZIMUTH_CLASSES
-            pred = spec["pred"][h]
-            others = [c for c in classes if c != pred]
-            rest = (1 - spec["conf"][h]) / len(others)
-            probabilities = {pred: spec["conf"][h], **{c: rest for c in others}}
-            heads[head] = {
-                "prediction": pred, "confidence": spec["conf"][h], "probabilities": probabilities,
-                "explained_class": pred, "correct": pred == spec["true"][h],
-                "files": {"figure": f"{name}_visualization.png", "heatmaps": f"{name}_heatmaps.npz"},
-            }
-            if store_attention:
-                heads[head]["attention"] = head_attention
-        atomic_savez(folder / f"{name}_heatmaps.npz", **arrays)
-        entries.append({
-            "sample": name, "source": f"data/{name}.png",
-            "true": {"magnitude": spec["true"][0], "azimuth": spec["true"][1]}, "heads": heads,
-            "files": {"figure": f"{name}_visualization.png", "heatmaps": f"{name}_heatmaps.npz"},
-        })
-    results = {
-        "model": model, "model_file": f"models/{model}.keras", "target_layer": "top_conv",
-        "input_shape": [n, n, 3],
-        "class_mappings": {"magnitude_classes": order, "azimuth_classes": AZIMUTH_CLASSES,
-                           "magnitude_to_idx": {c: i for i, c in enumerate(order)},
-                           "azimuth_to_idx": {c: i for i, c in enumerate(AZIMUTH_CLASSES)}},
-        "methods": list(methods), "score": {"magnitude": "logit", "azimuth": "logit"},
-        "native_resolution": {m: list(native) for m in methods},
-        "environment": {"tensorflow": "2.21", "keras": "3.15", "tf_keras_vis": "0.8.7", "device": "CPU"},
-        "axes": axes.to_dict(), "samples": entries, "status": "ok",
-    }
-    atomic_write_json(folder / "visualization_results.json", results)
-    return folder
-
-
-SAMPLES_A = [  # vgg16
-    {"sample": "Large_MLB_2021-04-16", "true": ("Large", "N"), "pred": ("Large", "N"), "conf": (0.9, 0.8)},
-    {"sample": "Moderate_X_2020-01-01", "true": ("Moderate", "E"), "pred": ("Large", "S"),
-     "conf": (0.7, 0.6)},
-]
-SAMPLES_B = [  # efficientnet: also predicts Large for the Moderate sample -> agreed, but wrong
-    {"sample": "Large_MLB_2021-04-16", "true": ("Large", "N"), "pred": ("Large", "W"), "conf": (0.6, 0.5)},
-    {"sample": "Moderate_X_2020-01-01", "true": ("Moderate", "E"), "pred": ("Large", "E"),
-     "conf": (0.8, 0.9)},
-]
-
-
-class FakeRender:
-    """Stands in for :mod:`xai.render` (real figures take seconds each): checks the arguments
-    against the render contract, records the calls and writes placeholder files."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict]] = []
-
-    @staticmethod
-    def _check_map(cell: dict) -> None:
-        axes = cell["axes"]
-        heat = np.asarray(cell["map"])
-        assert heat.shape == axes.shape and heat.min() >= 0 and heat.max() <= 1
-        assert np.asarray(cell["grid_image"]).shape[:2] == axes.shape
-        assert {"prediction", "confidence", "true", "correct"} <= set(cell)
-
-    def render_comparison_figure(self, path, *, sample, entries, head_order=("magnitude", "azimuth"),
-                                 method="gradcam"):
-        self.calls.append(("comparison", {"sample": sample, "entries": entries, "method": method}))
-        for entry in entries:
-            for cell in entry["heads"].values():
-                self._check_map(dict(cell, axes=entry["axes"], grid_image=entry["grid_image"]))
-        Path(path).write_bytes(b"png")
-        return Path(path)
-
-    def render_confidence_chart(self, path, *, samples, models, heads, confidence, correct, paper=False):
-        self.calls.append(("confidence", {"samples": samples, "models": models, "confidence": confidence,
-                                          "correct": correct, "paper": paper}))
-        for head in heads:
-            for model in models:
-                for sample in samples:
-                    value = confidence[head][model].get(sample)
-                    assert value is None or 0 <= value <= 1
-        path = Path(path)
-        paper_files = [path.with_suffix(".pdf"), path.with_suffix(".png")]
-        outputs = [path] if path.suffix and not paper else paper_files
-        for out in outputs:
-            out.write_bytes(b"x")
-        return outputs
-
-    def render_paper_grid(self, path_stem, *, samples, models, cells, head, method):
-        self.calls.append(("paper", {"samples": samples, "models": models, "cells": cells, "head": head}))
-        for (sample, model), cell in cells.items():
-            assert sample in samples and model in models
-            self._check_map(cell)
-        stem = Path(path_stem)
-        outputs = [stem.with_name(stem.name + ".pdf"), stem.with_name(stem.name + ".png")]
-        for out in outputs:
-            out.write_bytes(b"x")
-        return outputs
+from core.io import atomic_write_json
+from core.names import COMPARISON_JSON, COMPARISON_REPORT
+from tests.conftest import SAMPLES_A, SAMPLES_B, make_job, make_model_folder
+from xai.compare import SweepHadFailures, compare_runs, has_failures
+from xai.tasks.compare import run as run_compare_task
 
 
 @pytest.fixture(autouse=True)
-def fake_render(request, monkeypatch):
-    """Replace the slow real figures unless the test asks for ``real_figures``."""
-    if "real_figures" in request.fixturenames:
-        return None
-    import xai.render
-
-    fake = FakeRender()
-    for name in ("render_comparison_figure", "render_confidence_chart", "render_paper_grid"):
-        monkeypatch.setattr(xai.render, name, getattr(fake, name))
-    return fake
+def _figures(request):
+    """Replace the slow real figures by a :class:`FakeRender` unless the test asks for ``real_figures``."""
+    if "real_figures" not in request.fixturenames:
+        request.getfixturevalue("fake_render")
 
 
 @pytest.fixture()
@@ -188,27 +30,20 @@ def real_figures():
     return True
 
 
-def _job(sweep: Path, num: int, overrides: list[str]) -> Path:
-    job = sweep / str(num)
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    return job
-
-
 @pytest.fixture()
 def sweep(tmp_path: Path) -> Path:
     """A sweep: two model jobs that worked, one failed job and one that left nothing."""
     root = tmp_path / "multirun"
-    make_model_folder(_job(root, 0, ["model=vgg16"]), "vgg16", SAMPLES_A, n=32)
-    make_model_folder(_job(root, 1, ["model=efficientnet"]), "efficientnet", SAMPLES_B, n=16,
+    make_model_folder(make_job(root, 0, ["model=vgg16"]), "vgg16", SAMPLES_A, n=32)
+    make_model_folder(make_job(root, 1, ["model=efficientnet"]), "efficientnet", SAMPLES_B, n=16,
                       class_order=["Large", "Medium", "Moderate", "Normal"], store_attention=True)
-    failed = _job(root, 2, ["model=convnext", "sample=Large_MLB_2021-04-16"])
+    failed = make_job(root, 2, ["model=convnext", "sample=Large_MLB_2021-04-16"])
     atomic_write_json(failed / "convnext" / "status.json", {
         "status": "failed", "error": "models/convnext.keras: file not found", "model": "convnext",
         "sample": "Large_MLB_2021-04-16"})
-    _job(root, 3, ["model=resnet", "sample=Moderate_X_2020-01-01"])
-    compare_job = _job(root, 4, ["task=compare"])  # not an explain job: never "missing"
-    (compare_job / ".hydra" / "config.yaml").write_text("task:\n  _target_: xai.compare.run_compare_task\n")
+    make_job(root, 3, ["model=resnet", "sample=Moderate_X_2020-01-01"])
+    compare_job = make_job(root, 4, ["task=compare"])  # not an explain job: never "missing"
+    (compare_job / ".hydra" / "config.yaml").write_text("task:\n  _target_: xai.tasks.compare.run\n")
     return root
 
 
@@ -238,7 +73,7 @@ def test_agreed_but_wrong_failed_and_missing_jobs_are_reported(sweep, tmp_path):
         ("multirun/3", "resnet", "Moderate_X_2020-01-01")]
     assert has_failures(result)
 
-    report = (out / REPORT_FILE).read_text(encoding="utf-8")
+    report = (out / COMPARISON_REPORT).read_text(encoding="utf-8")
     sentence = "both models predicted Large for Moderate_X_2020-01-01 (true: Moderate) — agreed, but wrong."
     assert sentence in report
     assert "**Agreed but wrong (magnitude)**: 1 sample(s)." in report
@@ -266,7 +101,7 @@ def test_similarity_and_attention_numbers(sweep, tmp_path):
     eff = result["attention"]["efficientnet"]["magnitude"]["gradcam"]
     assert eff["per_sample"]["Large_MLB_2021-04-16"]["source"] == "results json"
     assert vgg["summary"]["native_resolution"]["time_cells"] == 4
-    report = (tmp_path / "cmp" / REPORT_FILE).read_text(encoding="utf-8")
+    report = (tmp_path / "cmp" / COMPARISON_REPORT).read_text(encoding="utf-8")
     share = ulf["mass_share"]["mean"]
     expected = (f"vgg16 Grad-CAM places {100 * share:.0f} % of its mass in the ULF band (1–10 mHz), "
                 f"{ulf['enrichment']['mean']:.2f}× its area share")
@@ -291,7 +126,7 @@ def test_real_figures_are_written(tmp_path, real_figures):
     for name in expected:
         head = (out / name).read_bytes()[:5]
         assert head == (b"%PDF-" if name.endswith(".pdf") else b"\x89PNG\r"), name
-    assert "figure failed" not in (out / REPORT_FILE).read_text(encoding="utf-8")
+    assert "figure failed" not in (out / COMPARISON_REPORT).read_text(encoding="utf-8")
 
 
 def test_outputs_written_and_json_deterministic(sweep, tmp_path, fake_render):
@@ -303,7 +138,7 @@ def test_outputs_written_and_json_deterministic(sweep, tmp_path, fake_render):
                      "confidence_comparison.png", "paper_confidence_comparison.pdf",
                      "paper_confidence_comparison.png", "paper_gradcam_magnitude.pdf",
                      "paper_gradcam_magnitude.png",
-                     "paper_gradcam_azimuth.pdf", "paper_gradcam_azimuth.png", COMPARISON_JSON, REPORT_FILE):
+                     "paper_gradcam_azimuth.pdf", "paper_gradcam_azimuth.png", COMPARISON_JSON, COMPARISON_REPORT):
         assert expected in names, expected
         assert (out / expected).stat().st_size > 0
     assert not [n for n in names if n.startswith(".")], "temporary files left behind"
@@ -339,7 +174,7 @@ def test_three_models_and_runs_merged_across_folders(tmp_path):
     assert result["agreement"]["magnitude"]["all_models"]["agree_wrong"] == 1
     assert len(result["similarity"]["azimuth"]["gradcam"]) == 3
     assert not has_failures(result)
-    report = (out / REPORT_FILE).read_text(encoding="utf-8")
+    report = (out / COMPARISON_REPORT).read_text(encoding="utf-8")
     sentence = "all 3 models predicted Large for Moderate_X_2020-01-01 (true: Moderate) — agreed, but wrong."
     assert sentence in report
     # convnext puts Grad-CAM mass in Pc3, not ULF
@@ -361,7 +196,7 @@ def test_single_model_writes_facts_with_a_note(tmp_path):
     result = compare_runs([tmp_path / "run"], tmp_path / "cmp")
     assert result["agreement"]["magnitude"]["pairs"] == []
     assert any("at least 2 models" in note for note in result["notes"])
-    report = (tmp_path / "cmp" / REPORT_FILE).read_text(encoding="utf-8")
+    report = (tmp_path / "cmp" / COMPARISON_REPORT).read_text(encoding="utf-8")
     assert "Agreement needs at least 2 models" in report
     assert "vgg16 Grad-CAM places" in report
 
@@ -381,7 +216,7 @@ def test_stacked_layout_and_uncovered_band(tmp_path):
     eff = result["attention"]["efficientnet"]["magnitude"]["gradcam"]["summary"]["bands"]
     assert eff["Pc3"] == {"covered": False, "frequency_range_hz": [0.022, 0.1], "label": "Pc3 pulsations"}
     assert eff["ULF"]["covered"] is True
-    report = (tmp_path / "cmp" / REPORT_FILE).read_text(encoding="utf-8")
+    report = (tmp_path / "cmp" / COMPARISON_REPORT).read_text(encoding="utf-8")
     uncovered = "efficientnet Grad-CAM: not covered by this model's grid: Pc4 (6.7–22 mHz), Pc3 (22–100 mHz)."
     assert uncovered in report
     assert "| efficientnet | 2 | " in report and "| not covered | not covered |" in report
@@ -390,7 +225,7 @@ def test_stacked_layout_and_uncovered_band(tmp_path):
 
 def test_missing_job_reads_its_hydra_config(tmp_path):
     make_model_folder(tmp_path / "sweep" / "0", "vgg16", SAMPLES_A, n=12, methods=("gradcam",))
-    job = _job(tmp_path / "sweep", 1, [])
+    job = make_job(tmp_path / "sweep", 1, [])
     (job / ".hydra" / "config.yaml").write_text(
         "task:\n  _target_: xai.tasks.explain.run\nmodel:\n  name: efficientnet\nsample: Large_X\n"
     )
@@ -420,7 +255,7 @@ def test_run_compare_task_raises_after_writing(sweep, tmp_path):
     cfg = OmegaConf.create({"task": {"folders": [str(sweep)], "out_dir": str(out)}})
     with pytest.raises(SweepHadFailures, match="1 failed, 1 missing"):
         run_compare_task(cfg)
-    assert (out / REPORT_FILE).is_file() and (out / COMPARISON_JSON).is_file()
+    assert (out / COMPARISON_REPORT).is_file() and (out / COMPARISON_JSON).is_file()
     clean = tmp_path / "clean"
     make_model_folder(clean, "vgg16", SAMPLES_A, n=16, methods=("gradcam",))
     cfg = OmegaConf.create({"task": {"folders": [str(clean)], "out_dir": str(tmp_path / "clean_out"),
@@ -445,4 +280,63 @@ def test_task_config_is_instantiated_like_main_does(tmp_path):
     cfg.task.out_dir = str(tmp_path / "out")
     task = hydra.utils.instantiate(cfg.task)
     assert sorted(task(cfg)["models"]) == ["vgg16"]
-    assert (tmp_path / "out" / REPORT_FILE).is_file()
+    assert (tmp_path / "out" / COMPARISON_REPORT).is_file()
+
+
+def test_same_model_name_from_different_model_files_is_refused(tmp_path):
+    make_model_folder(tmp_path / "run_a", "vgg16", SAMPLES_A[:1], n=12, methods=("gradcam",),
+                      model_file="models/vgg16_v1.keras")
+    make_model_folder(tmp_path / "run_b", "vgg16", SAMPLES_A[1:], n=12, methods=("gradcam",),
+                      model_file="models/vgg16_v2.keras")
+    with pytest.raises(InputDataError) as raised:
+        compare_runs([tmp_path / "run_a", tmp_path / "run_b"], tmp_path / "cmp")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "models/vgg16_v1.keras" in message and "models/vgg16_v2.keras" in message
+    assert "run_a/vgg16/visualization_results.json" in message
+    assert "run_b/vgg16/visualization_results.json" in message
+    assert not (tmp_path / "cmp" / COMPARISON_JSON).exists()
+    # the same model file in both folders is merged as before
+    make_model_folder(tmp_path / "run_c", "vgg16", SAMPLES_A[1:], n=12, methods=("gradcam",),
+                      model_file="models/vgg16_v1.keras")
+    result = compare_runs([tmp_path / "run_a", tmp_path / "run_c"], tmp_path / "cmp")
+    assert result["models"]["vgg16"]["samples"] == ["Large_MLB_2021-04-16", "Moderate_X_2020-01-01"]
+    assert result["models"]["vgg16"]["model_file"] == "models/vgg16_v1.keras"
+
+
+def test_results_files_without_the_schema_structure_are_listed_as_unreadable(tmp_path):
+    make_model_folder(tmp_path / "run", "vgg16", SAMPLES_A, n=12, methods=("gradcam",))
+    for model, text in (("nosamples", '{"model": "x"}'), ("noname", '{"samples": [{"heads": {}}]}'),
+                        ("noheads", '{"samples": [{"sample": "S"}]}')):
+        (tmp_path / "run" / model).mkdir()
+        (tmp_path / "run" / model / "visualization_results.json").write_text(text)
+    result = compare_runs([tmp_path / "run"], tmp_path / "cmp")
+    errors = {item["file"]: item["error"] for item in result["jobs"]["unreadable"]}
+    assert errors["run/nosamples/visualization_results.json"].endswith("has no 'samples' list")
+    assert errors["run/noname/visualization_results.json"].endswith("samples[0] has no 'sample' name")
+    assert errors["run/noheads/visualization_results.json"].endswith("samples[0] (S) has no 'heads' object")
+    assert sorted(result["models"]) == ["vgg16"]
+
+
+def _field_names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+@pytest.mark.slow
+def test_the_explain_task_writes_the_schema_the_fakes_use(tiny_demo_run):
+    """The real producer's visualization_results.json has exactly the keys (in order) of
+    xai.results_schema, which make_model_folder builds its fake results through."""
+    from xai.results_schema import HeadResult, SampleFiles, SampleResult, VisualizationResults
+
+    proc, run_dir = tiny_demo_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = run_dir.glob("*/visualization_results.json")
+    data = json.loads(path.read_text())
+    assert list(data) == _field_names(VisualizationResults)
+    for entry in data["samples"]:
+        assert list(entry) == _field_names(SampleResult)
+        assert list(entry["files"]) == _field_names(SampleFiles)
+        for head in entry["heads"].values():
+            assert list(head) == _field_names(HeadResult)
+            assert set(head["attention"]) == set(data["methods"])
+    assert set(data["native_resolution"]) == set(data["methods"])
