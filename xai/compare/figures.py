@@ -66,7 +66,9 @@ class FigureBook:
                 heat = display_map(item.arrays, method, head)
                 if not isinstance(info, dict) or heat is None:
                     continue
-                pred = predictions[head][sample]["models"][model]
+                pred = predictions.get(head, {}).get(sample, {}).get("models", {}).get(model)
+                if not pred or pred.get("prediction") is None:
+                    continue  # a head without a prediction has nothing to draw
                 cell = {
                     "prediction": pred["prediction"],
                     "confidence": pred["confidence"],
