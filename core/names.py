@@ -6,6 +6,7 @@ METHOD_TITLES = {
     "gradcam_plus_plus": "Grad-CAM++",
     "scorecam": "Score-CAM",
     "layercam": "Layer-CAM",
+    "hirescam": "HiResCAM",
     "saliency": "Saliency",
     "vanilla_saliency": "Saliency",
     "smoothgrad": "SmoothGrad",

@@ -1,4 +1,4 @@
-"""Explainer base (grid resampling, display scaling, checks) and our compiled Grad-CAM."""
+"""Explainer base (grid resampling, display scaling, checks) and our compiled CAMs (Grad-CAM, HiResCAM)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import tensorflow as tf
 from core.errors import ConfigError, InputDataError, ModelError
 from tests.conftest import HEADS, tiny_two_head_model
 from xai.explainers.base import normalize_for_display, to_grid
+from xai.explainers.cam import CompiledCam
 from xai.explainers.gradcam import GradCAM
+from xai.explainers.hirescam import HiResCAM
+from xai.explainers.layercam import Layercam
 from xai.explainers.saliency import Saliency
 from xai.explainers.tfkv import TfkvGradcam
 
@@ -25,18 +28,45 @@ def images() -> np.ndarray:
     return np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype(np.float32)
 
 
-def reference_gradcam(model: keras.Model, x: np.ndarray, head: str, classes: np.ndarray) -> np.ndarray:
-    """Selvaraju et al. (2017) straight from the formula: full-model tape, mean-pooled grads, ReLU."""
+def _features_and_gradients(model: keras.Model, x: np.ndarray, head: str, classes: np.ndarray):
+    """Per sample ``(A, d score / d A)`` of layer ``feat`` with one full-model tape, as numpy."""
     probe = keras.Model(model.inputs, [model.get_layer("feat").output, model.get_layer(f"{head}_logits").output])
-    maps = []
     for i in range(len(x)):
         with tf.GradientTape() as tape:
             features, logits = probe([x[i : i + 1]], training=False)
             score = logits[0, int(classes[i])]
-        grads = tape.gradient(score, features)[0].numpy()
+        yield features[0].numpy(), tape.gradient(score, features)[0].numpy()
+
+
+def reference_gradcam(model: keras.Model, x: np.ndarray, head: str, classes: np.ndarray) -> np.ndarray:
+    """Selvaraju et al. (2017) straight from the formula: full-model tape, mean-pooled grads, ReLU."""
+    maps = []
+    for features, grads in _features_and_gradients(model, x, head, classes):
         weights = grads.mean(axis=(0, 1))
-        maps.append(np.maximum((features[0].numpy() * weights).sum(axis=-1), 0.0))
+        maps.append(np.maximum((features * weights).sum(axis=-1), 0.0))
     return np.stack(maps)
+
+
+def reference_hirescam(model: keras.Model, x: np.ndarray, head: str, classes: np.ndarray) -> np.ndarray:
+    """Draelos & Carin (2020) straight from the formula: full-model tape, grads * features per cell, ReLU."""
+    maps = []
+    for features, grads in _features_and_gradients(model, x, head, classes):
+        maps.append(np.maximum((grads * features).sum(axis=-1), 0.0))
+    return np.stack(maps)
+
+
+def flatten_head_model(seed: int = 0) -> keras.Model:
+    """The tiny model with ``Flatten`` instead of global pooling: d score / d A varies from cell to cell."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.MaxPooling2D(name="p1")(x)
+    x = keras.layers.Conv2D(12, 3, strides=2, activation="relu", name="feat")(x)
+    x = keras.layers.Dense(16, activation="tanh", name="shared")(keras.layers.Flatten(name="flat")(x))
+    outputs = [
+        keras.layers.Activation("softmax", name=h)(keras.layers.Dense(n, name=f"{h}_logits")(x)) for h, n in HEADS
+    ]
+    return keras.Model(inputs, outputs, name="tiny_flatten")
 
 
 # --------------------------------------------------------------------------- to_grid / display
@@ -100,8 +130,9 @@ def test_gradcam_predicted_class_is_argmax(model, images):
     np.testing.assert_allclose(result.maps, reference_gradcam(model, images, "azimuth", predicted), atol=1e-6)
 
 
-def test_gradcam_traces_once_for_all_batch_sizes(model, images):
-    explainer = GradCAM(model)
+@pytest.mark.parametrize("explainer_class", [GradCAM, HiResCAM])
+def test_compiled_cams_trace_once_for_all_batch_sizes(model, images, explainer_class):
+    explainer = explainer_class(model)
     for batch in (1, 3, 4, 2):
         explainer(images[:batch], "magnitude", np.zeros(batch, int))
     explainer(images[:2], "magnitude")
@@ -111,7 +142,7 @@ def test_gradcam_traces_once_for_all_batch_sizes(model, images):
     assert explainer.compiled_function("azimuth").experimental_get_tracing_count() == 1
 
 
-@pytest.mark.parametrize("explainer_class", [GradCAM, Saliency, TfkvGradcam])
+@pytest.mark.parametrize("explainer_class", [GradCAM, HiResCAM, Saliency, TfkvGradcam])
 def test_each_head_uses_only_its_own_head(images, explainer_class):
     """Re-drawing the other head's Dense weights leaves a head's maps unchanged (and its own changes them)."""
     model = tiny_two_head_model(seed=3)
@@ -126,6 +157,66 @@ def test_each_head_uses_only_its_own_head(images, explainer_class):
         changed = explainer_class(model)(images, other, np.ones(len(images), int)).maps
         assert not np.allclose(changed, before[other]), "the changed head must change its own maps"
         before[other] = changed
+
+
+# --------------------------------------------------------------------------- HiResCAM
+def test_hirescam_matches_reference_formula_and_differs_from_gradcam(images):
+    """Behind a Flatten the gradient varies per cell: HiResCAM keeps that, Grad-CAM averages it away."""
+    model = flatten_head_model(seed=1)
+    hires, gradcam = HiResCAM(model, target_layer="feat"), GradCAM(model, target_layer="feat")
+    for head, n in HEADS:
+        classes = np.arange(len(images)) % n
+        result = hires(images, head, classes)
+        expected = reference_hirescam(model, images, head, classes)
+        assert result.maps.shape == (4, 7, 7) and result.method == "hirescam" and result.score_kind == "logit"
+        assert expected.max() > 0, "degenerate test: all reference CAMs are zero"
+        np.testing.assert_allclose(result.maps, expected, rtol=1e-4, atol=1e-6 * expected.max())
+        np.testing.assert_array_equal(result.class_indices, classes)
+        averaged = gradcam(images, head, classes).maps
+        np.testing.assert_allclose(averaged, reference_gradcam(model, images, head, classes), rtol=1e-4, atol=1e-6)
+        difference = np.abs(result.maps - averaged).max(axis=(1, 2)) / np.abs(expected).max(axis=(1, 2)).clip(1e-12)
+        assert (difference > 0.05).all(), f"HiResCAM should differ from Grad-CAM on every sample: {difference}"
+
+
+def test_hirescam_equals_gradcam_after_global_average_pooling(model, images):
+    """GAP -> dense: d score / d A_k is the same in every cell, so both rules give the same map."""
+    classes = np.array([3, 0, 1, 2])
+    for head, _ in HEADS:
+        hires = HiResCAM(model)(images, head, classes).maps
+        gradcam = GradCAM(model)(images, head, classes).maps
+        assert hires.max() > 0, "degenerate test: all CAMs are zero"
+        np.testing.assert_allclose(hires, gradcam, rtol=1e-4, atol=1e-6 * gradcam.max())
+
+
+def test_hirescam_predicted_class_and_skip_connection_fallback(images):
+    """Class -1 = predicted inside the graph; a head reading around the target layer tapes the full graph."""
+    model = flatten_head_model(seed=2)
+    result = HiResCAM(model)(images, "azimuth")
+    predicted = np.argmax(model.predict(images, verbose=0)[1], axis=-1)
+    np.testing.assert_array_equal(result.class_indices, predicted)
+    np.testing.assert_allclose(result.maps, reference_hirescam(model, images, "azimuth", predicted), atol=1e-6)
+    skip = _skip_connection_model()
+    classes = np.array([0, 1, 2, 3])
+    explainer = HiResCAM(skip, target_layer="feat")
+    assert explainer._head_model("magnitude") is None, "the skip connection must force the full-graph tape"
+    expected = reference_hirescam(skip, images, "magnitude", classes)
+    np.testing.assert_allclose(explainer(images, "magnitude", classes).maps, expected, atol=1e-6)
+
+
+def test_cam_base_needs_only_the_weights_hook(model, images):
+    """A three-line subclass (LayerCAM's rule, Jiang et al. 2021) reproduces tf-keras-vis' Layercam."""
+
+    class PositiveGradientCam(CompiledCam):
+        name = "layercam"
+
+        def cam_weights(self, grads: tf.Tensor, features: tf.Tensor) -> tf.Tensor:
+            return tf.nn.relu(grads)
+
+    classes = np.array([1, 0, 3, 2])
+    ours = PositiveGradientCam(model)(images, "magnitude", classes).maps
+    theirs = Layercam(model)(images, "magnitude", classes).maps
+    assert ours.max() > 0
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6 * theirs.max())
 
 
 def test_all_zero_cam_stays_finite(images):
@@ -182,8 +273,8 @@ def test_accepts_bundle_like_and_graph(model, images):
     assert Saliency(Bundle())(images[:1], "azimuth").maps.shape == (1, 32, 32)
 
 
-def test_skip_connection_across_target_layer_falls_back_to_full_tape(images):
-    """A head that also reads a tensor before the target layer cannot be split; results stay exact."""
+def _skip_connection_model() -> keras.Model:
+    """A head that also reads ``early``, a tensor before the target layer ``feat``."""
     keras.utils.set_random_seed(5)
     inputs = keras.Input((32, 32, 3))
     early = keras.layers.Conv2D(6, 3, strides=4, activation="relu", name="early")(inputs)
@@ -191,7 +282,12 @@ def test_skip_connection_across_target_layer_falls_back_to_full_tape(images):
     merged = keras.layers.Add()([early, feat])
     pooled = keras.layers.GlobalAveragePooling2D()(merged)
     outputs = [keras.layers.Dense(n, name=f"{h}_logits")(pooled) for h, n in HEADS]
-    model = keras.Model(inputs, [keras.layers.Activation("softmax", name=h)(o) for (h, _), o in zip(HEADS, outputs)])
+    return keras.Model(inputs, [keras.layers.Activation("softmax", name=h)(o) for (h, _), o in zip(HEADS, outputs)])
+
+
+def test_skip_connection_across_target_layer_falls_back_to_full_tape(images):
+    """A head that also reads a tensor before the target layer cannot be split; results stay exact."""
+    model = _skip_connection_model()
     classes = np.array([0, 1, 2, 3])
     result = GradCAM(model, target_layer="feat")(images, "magnitude", classes)
     np.testing.assert_allclose(result.maps, reference_gradcam(model, images, "magnitude", classes), atol=1e-6)

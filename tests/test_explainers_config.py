@@ -10,10 +10,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from core.errors import ConfigError
+from core.names import METHOD_TITLES
 from tests.conftest import tiny_two_head_model
 from xai.explainers import build_explainers
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.gradcam_plus_plus import GradcamPlusPlus
+from xai.explainers.hirescam import HiResCAM
 from xai.explainers.layercam import Layercam
 from xai.explainers.saliency import Saliency
 from xai.explainers.scorecam import Scorecam
@@ -30,6 +32,8 @@ def _missing_groups() -> list[str]:
         if isinstance(entry, str) or not hasattr(entry, "items"):
             continue
         for group, name in entry.items():
+            if group.startswith("override "):  # hydra/job_logging etc.: Hydra's own groups
+                continue
             if group != "xai" and not (CONF / group / f"{name}.yaml").exists():
                 missing.append(f"~{group}")
     return missing
@@ -50,6 +54,7 @@ def test_default_full_and_gradcam_compose():
         "gradcam_plus_plus",
         "layercam",
         "scorecam",
+        "hirescam",
     ]
     assert list(gradcam.methods) == ["gradcam"]
     for cfg in (default, full, gradcam):
@@ -57,8 +62,10 @@ def test_default_full_and_gradcam_compose():
         assert cfg.explained_class == "predicted" and cfg.batch_size == 8
     assert full.methods.smoothgrad.smooth_samples == 20 and full.methods.smoothgrad.smooth_noise == 0.05
     assert full.methods.smoothgrad.seed == 0 and full.methods.scorecam.max_N == 10
+    assert full.methods.hirescam == {"_target_": "xai.explainers.hirescam.HiResCAM", "jit_compile": False}
     for name in full.methods:
         assert full.methods[name]._target_.startswith(f"xai.explainers.{name}.")
+        assert name in METHOD_TITLES, f"{name} has no title for figures and reports"
 
 
 def test_every_method_config_instantiates_and_explains():
@@ -72,6 +79,7 @@ def test_every_method_config_instantiates_and_explains():
         "gradcam_plus_plus": GradcamPlusPlus,
         "layercam": Layercam,
         "scorecam": Scorecam,
+        "hirescam": HiResCAM,
     }
     assert {name: type(e) for name, e in explainers.items()} == expected
     assert explainers["smoothgrad"].smooth_samples == 20 and explainers["scorecam"].max_N == 10

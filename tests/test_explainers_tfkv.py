@@ -17,7 +17,14 @@ from xai.explainers.layercam import Layercam
 from xai.explainers.saliency import Saliency
 from xai.explainers.scorecam import Scorecam
 from xai.explainers.smoothgrad import SmoothGrad
-from xai.explainers.tfkv import CompiledScoresModel, TfkvGradcam
+from xai.explainers.tfkv import (
+    CAM_PATCH_ATTRIBUTE,
+    CAM_PATCH_MODULES,
+    CAM_PATCH_ORIGINAL,
+    CompiledScoresModel,
+    TfkvGradcam,
+    cam_model_override,
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +155,47 @@ def test_nested_target_layer_all_gradcams_agree(images):
     assert ours.shape == (3, 7, 7) and ours.max() > 0
     np.testing.assert_allclose(plain, ours, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(fast, ours, rtol=1e-4, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- the tf-keras-vis patch
+def test_patched_tf_keras_vis_modules_still_build_their_cam_model_with_the_expected_class():
+    """Fails when tf-keras-vis renames/replaces ``ExtractIntermediateLayerForGradcam``, changes its
+    constructor, or a CAM module stops (or starts) building its model through ``ModelModifier``."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import tf_keras_vis
+    from tf_keras_vis.utils import model_modifiers
+
+    assert CAM_PATCH_ORIGINAL is getattr(model_modifiers, "ExtractIntermediateLayerForGradcam", None)
+    parameters = list(inspect.signature(CAM_PATCH_ORIGINAL.__init__).parameters)
+    assert parameters == ["self", "penultimate_layer", "seek_conv_layer", "include_model_outputs"]
+    assert list(inspect.signature(CAM_PATCH_ORIGINAL.__call__).parameters) == ["self", "model"]
+    for module in CAM_PATCH_MODULES:
+        assert getattr(module, CAM_PATCH_ATTRIBUTE, None) is CAM_PATCH_ORIGINAL, module.__name__
+        assert f"{CAM_PATCH_ATTRIBUTE}(penultimate_layer, seek_penultimate_conv_layer" in inspect.getsource(module)
+    users = set()
+    for info in pkgutil.walk_packages(tf_keras_vis.__path__, "tf_keras_vis."):
+        module = importlib.import_module(info.name)
+        if any(value is CAM_PATCH_ORIGINAL for value in vars(module).values()):
+            users.add(info.name)
+    users.discard("tf_keras_vis.utils.model_modifiers")  # where the class is defined
+    assert users == {module.__name__ for module in CAM_PATCH_MODULES}, "a tf-keras-vis module uses the class unpatched"
+
+
+def test_cam_patch_keeps_the_call_signature_and_is_undone():
+    """Inside the override every listed module's ``ModelModifier`` takes the original's arguments."""
+    import inspect
+
+    expected = list(inspect.signature(CAM_PATCH_ORIGINAL.__init__).parameters)[1:]
+    marker = object()
+    with cam_model_override(lambda include_model_outputs: (marker, include_model_outputs)):
+        for module in CAM_PATCH_MODULES:
+            patched = getattr(module, CAM_PATCH_ATTRIBUTE)
+            assert patched is not CAM_PATCH_ORIGINAL
+            assert list(inspect.signature(patched).parameters) == expected
+            assert patched("feat", True)(None) == (marker, True)
+            assert patched("feat", True, False)(None) == (marker, False)
+    for module in CAM_PATCH_MODULES:
+        assert getattr(module, CAM_PATCH_ATTRIBUTE) is CAM_PATCH_ORIGINAL, "patch not undone"

@@ -3,108 +3,21 @@ Gradient-based Localization"), batched and compiled.
 
 ``cam = ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean of ``d score / d A_k``, ``A`` the
 target layer's activation and ``score`` the explained class's pre-softmax score of one head.
-
-Speed: the model is split at the target layer.  A compiled trunk computes ``A`` without any
-gradient tape, and the tape records only the (cheap) head part ``A -> score`` of the explained
-head, so the cost is one forward pass plus a tiny backward pass.  This is exact: the gradient
-w.r.t. ``A`` only involves layers after the target layer.  Models whose head part also reads
-tensors other than ``A`` (a skip connection across the target layer) fall back to one tape over
-the whole graph.
+The compiled split-model machinery is :class:`xai.explainers.cam.CompiledCam`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
-from typing import Any
-
-import keras
-import numpy as np
 import tensorflow as tf
 
-from models.graph import FEATURES_KEY
-from xai.explainers.base import DEFAULT_HEADS, Explainer, Explanation
-
-log = logging.getLogger(__name__)
+from xai.explainers.cam import CompiledCam
 
 
-class GradCAM(Explainer):
-    """Our compiled Grad-CAM; one ``tf.function`` per head, traced once for any batch size.
-
-    ``class_indices`` may contain ``-1`` inside the compiled function (= predicted class), so the
-    predicted class costs no extra forward pass.
-    """
+class GradCAM(CompiledCam):
+    """Our compiled Grad-CAM: one weight per channel, the spatial mean of its gradient."""
 
     name = "gradcam"
-    needs_features = True
 
-    def __init__(
-        self,
-        model: Any,
-        target_layer: str | None = None,
-        heads: Sequence[str] | None = DEFAULT_HEADS,
-        jit_compile: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(model, target_layer=target_layer, heads=heads, **options)
-        self.jit_compile = bool(jit_compile)
-        self._functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
-        graph = self.graph.model
-        self._features = graph.output[FEATURES_KEY]
-        try:
-            self._trunk = keras.Model(graph.inputs, self._features, name=f"{graph.name}_trunk")
-        except ValueError:  # pragma: no cover - the features always come from the inputs
-            self._trunk = None
-
-    def _head_model(self, head: str) -> keras.Model | None:
-        """``features -> score`` of one head, or ``None`` when the head needs more than the features."""
-        if self._trunk is None:
-            return None
-        try:
-            return keras.Model(self._features, self.graph.model.output[head], name=f"gradcam_{head}_head")
-        except ValueError:
-            log.info("head %s reads tensors other than %s: Grad-CAM tapes the full graph", head, self.target_layer)
-            return None
-
-    def compiled_function(self, head: str) -> tf.types.experimental.PolymorphicFunction:
-        """The compiled ``(inputs (B,H,W,C), classes (B,) int32, -1 = predicted) -> (cams, classes)``."""
-        self.check_head(head)
-        if head not in self._functions:
-            self._functions[head] = self._compile(head)
-        return self._functions[head]
-
-    def _compile(self, head: str) -> tf.types.experimental.PolymorphicFunction:
-        trunk, head_model, graph = self._trunk, self._head_model(head), self.graph.model
-
-        def scores_and_features(x: tf.Tensor, tape: tf.GradientTape) -> tuple[tf.Tensor, tf.Tensor]:
-            if head_model is not None:
-                features = trunk(x, training=False)
-                tape.watch(features)
-                return head_model(features, training=False), features
-            tape.watch(x)
-            outputs = graph(x, training=False)
-            return outputs[head], outputs[FEATURES_KEY]
-
-        def gradcam(x: tf.Tensor, classes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                scores, features = scores_and_features(x, tape)
-                predicted = tf.argmax(scores, axis=-1, output_type=tf.int32)
-                classes = tf.where(classes < 0, predicted, classes)
-                score = tf.gather(scores, classes[:, None], batch_dims=1)
-            grads = tape.gradient(score, features)  # per sample: samples are independent
-            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-            cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
-            return cams, classes
-
-        spec = (tf.TensorSpec((None, *self.input_shape), tf.float32), tf.TensorSpec((None,), tf.int32))
-        return tf.function(gradcam, input_signature=spec, reduce_retracing=True, jit_compile=self.jit_compile)
-
-    def explain(self, inputs: np.ndarray, head: str, class_indices: Any = None) -> Explanation:
-        self.check_head(head)
-        x = self.check_inputs(inputs)
-        if class_indices is None:
-            classes = np.full(x.shape[0], -1, np.int32)
-        else:
-            classes = self.check_classes(head, class_indices, x.shape[0])
-        cams, used = self.compiled_function(head)(tf.constant(x), tf.constant(classes))
-        return self.finish(cams.numpy(), head, used.numpy())
+    def cam_weights(self, grads: tf.Tensor, features: tf.Tensor) -> tf.Tensor:
+        """``w_k = mean_ij d score / d A_k[i, j]``, shape ``(B, 1, 1, K)``."""
+        return tf.reduce_mean(grads, axis=(1, 2), keepdims=True)

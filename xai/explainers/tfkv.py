@@ -25,11 +25,12 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-import tf_keras_vis.gradcam as _tfkv_gradcam_module
-import tf_keras_vis.gradcam_plus_plus as _tfkv_gradcam_pp_module
-import tf_keras_vis.scorecam as _tfkv_scorecam_module
+import tf_keras_vis.gradcam
+import tf_keras_vis.gradcam_plus_plus
+import tf_keras_vis.scorecam
 from tf_keras_vis.gradcam import Gradcam
 from tf_keras_vis.utils import find_layer
+from tf_keras_vis.utils.model_modifiers import ExtractIntermediateLayerForGradcam
 from tf_keras_vis.utils.scores import CategoricalScore, InactiveScore
 
 from models.graph import FEATURES_KEY, ExplanationGraph
@@ -37,7 +38,16 @@ from xai.explainers.base import DEFAULT_HEADS, Explainer, Explanation, graph_cac
 
 log = logging.getLogger(__name__)
 
-_CAM_MODULES = (_tfkv_gradcam_module, _tfkv_gradcam_pp_module, _tfkv_scorecam_module)
+# The one place tf-keras-vis is patched.  Its CAM classes build their ``[scores..., features]``
+# model inside every call with ``ModelModifier(penultimate_layer, seek_conv_layer[,
+# include_model_outputs])(model)``, where each module below imports ``ModelModifier`` as an alias
+# of ``ExtractIntermediateLayerForGradcam`` (Layercam inherits Gradcam's call).
+# :func:`cam_model_override` rebinds that module attribute to hand over our compiled split model
+# instead.  ``tests/test_explainers_tfkv.py`` fails when tf-keras-vis changes the class, its
+# constructor signature or the modules that use it (requirements.txt pins the tested minor version).
+CAM_PATCH_ATTRIBUTE = "ModelModifier"
+CAM_PATCH_ORIGINAL = ExtractIntermediateLayerForGradcam
+CAM_PATCH_MODULES = (tf_keras_vis.gradcam, tf_keras_vis.gradcam_plus_plus, tf_keras_vis.scorecam)
 _PATCH_LOCK = threading.RLock()
 
 
@@ -218,14 +228,14 @@ def cam_model_override(provider: Any) -> Iterator[None]:
         return lambda model: provider(include_model_outputs)
 
     with _PATCH_LOCK:
-        saved = [module.ModelModifier for module in _CAM_MODULES]
-        for module in _CAM_MODULES:
-            module.ModelModifier = modifier
+        saved = [getattr(module, CAM_PATCH_ATTRIBUTE) for module in CAM_PATCH_MODULES]
+        for module in CAM_PATCH_MODULES:
+            setattr(module, CAM_PATCH_ATTRIBUTE, modifier)
         try:
             yield
         finally:
-            for module, original in zip(_CAM_MODULES, saved):
-                module.ModelModifier = original
+            for module, original in zip(CAM_PATCH_MODULES, saved):
+                setattr(module, CAM_PATCH_ATTRIBUTE, original)
 
 
 class TfkvModels:
