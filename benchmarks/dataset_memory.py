@@ -52,7 +52,7 @@ def _bundle(kind: str, size: int, mappings):
 
     n = {"n_magnitude": len(mappings.magnitude_classes), "n_azimuth": len(mappings.azimuth_classes)}
     if kind == "efficientnet":
-        model = build_efficientnet_multitask(input_shape=(size, size, 3), weights=None, seed=0, **n)
+        model = build_efficientnet_multitask(input_shape=(size, size, 3), head=n, weights=None, seed=0)
         return bundle_from_model(model, mappings, name="efficientnet", target_layer="top_activation")
     model = tiny_two_head_model((size, size, 3), **n)
     return bundle_from_model(model, mappings, name="tiny", target_layer="feat")

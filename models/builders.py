@@ -29,8 +29,10 @@ then receives zero-mean unit-variance inputs, which is what it saw after its own
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -45,20 +47,37 @@ HEAD_NAMES = ("magnitude", "azimuth")
 _PREPROCESSING_LAYERS = (keras.layers.Normalization, keras.layers.Rescaling)
 
 
+@dataclass(frozen=True)
+class HeadSpec:
+    """The classification top (``model.builder.head``): class count per head, then the shared
+    ``Dense(dense_units, relu) -> Dropout(dropout)`` block both heads read."""
+
+    n_magnitude: int = 4
+    n_azimuth: int = 9
+    dense_units: int = 256
+    dropout: float = 0.3
+
+
+@dataclass(frozen=True)
+class NormalizationSpec:
+    """Per-channel input standardisation (``model.builder.normalization``): give both ``mean`` and
+    ``variance``, or neither (then they are adapted from the training data)."""
+
+    mean: Sequence[float] | None = None
+    variance: Sequence[float] | None = None
+
+
 # --------------------------------------------------------------------------- helpers
 def _input_shape(value: Sequence[int], builder: str, min_size: int = 32) -> tuple[int, int, int]:
     try:
         shape = tuple(int(v) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"model.builder.input_shape: expected [height, width, channels], got {value!r}"
-        ) from None
+        raise ConfigError(f"model.builder.input_shape: expected [height, width, channels], got {value!r}") from None
     if len(shape) != 3 or min(shape) < 1:
         raise ConfigError(f"model.builder.input_shape: expected [height, width, channels], got {list(shape)}")
     if shape[0] < min_size or shape[1] < min_size:
         raise ConfigError(
-            f"model.builder.input_shape: {builder} needs at least {min_size}x{min_size} pixels, "
-            f"got {list(shape)}"
+            f"model.builder.input_shape: {builder} needs at least {min_size}x{min_size} pixels, got {list(shape)}"
         )
     return shape  # type: ignore[return-value]
 
@@ -85,12 +104,12 @@ def set_input_standardization(
     var_arr = np.asarray(list(variance), dtype="float32").reshape(-1)
     if mean_arr.shape != (channels,) or var_arr.shape != (channels,):
         raise ConfigError(
-            "model.builder.normalization_mean/normalization_variance: need one value per input channel "
+            "model.builder.normalization.mean/variance: need one value per input channel "
             f"({channels}), got {mean_arr.size} and {var_arr.size}"
         )
     if not (np.isfinite(mean_arr).all() and np.isfinite(var_arr).all()) or (var_arr <= 0).any():
         raise ConfigError(
-            f"model.builder.normalization_variance: must be finite and > 0, got mean {mean_arr.tolist()} "
+            f"model.builder.normalization.variance: must be finite and > 0, got mean {mean_arr.tolist()} "
             f"variance {var_arr.tolist()}"
         )
     layer.adapt_mean.assign(mean_arr)
@@ -135,27 +154,42 @@ def _load_backbone_weights(
     log.info("loaded %s backbone weights into %d layers", source, copied)
 
 
+def _spec(value: object, spec_class: type, key: str):
+    """``value`` as a ``spec_class`` instance: the instance itself, a mapping of its fields, or
+    ``None`` (the defaults)."""
+    if value is None or isinstance(value, spec_class):
+        return spec_class() if value is None else value
+    fields = sorted(field.name for field in dataclasses.fields(spec_class))
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"model.builder.{key}: expected a mapping of {fields}, got {value!r}")
+    unknown = sorted(str(k) for k in value if k not in fields and k != "_target_")
+    if unknown:
+        raise ConfigError(f"model.builder.{key}: unknown key(s) {unknown}; expected {fields}")
+    return spec_class(**{k: v for k, v in value.items() if k in fields})
+
+
+def _checked_head(head: HeadSpec) -> HeadSpec:
+    """The head spec with its counts and rate validated (errors name the config key)."""
+    n_magnitude = _positive_int(head.n_magnitude, "head.n_magnitude")
+    n_azimuth = _positive_int(head.n_azimuth, "head.n_azimuth")
+    dense_units = _positive_int(head.dense_units, "head.dense_units")
+    if not 0.0 <= float(head.dropout) < 1.0:
+        raise ConfigError(f"model.builder.head.dropout: must be in [0, 1), got {head.dropout!r}")
+    return HeadSpec(n_magnitude, n_azimuth, dense_units, float(head.dropout))
+
+
 def _assemble(
     backbone_fn: Callable[..., keras.Model],
-    builder: str,
     input_shape: tuple[int, int, int],
-    n_magnitude: int,
-    n_azimuth: int,
-    dense_units: int,
-    dropout: float,
-    normalization_mean,
-    normalization_variance,
+    head: HeadSpec,
+    normalization: NormalizationSpec,
     seed: int | None,
     name: str,
 ) -> tuple[keras.Model, keras.Model]:
     """Input -> standardisation -> flat backbone -> shared block -> two heads."""
-    n_magnitude = _positive_int(n_magnitude, "n_magnitude")
-    n_azimuth = _positive_int(n_azimuth, "n_azimuth")
-    dense_units = _positive_int(dense_units, "dense_units")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ConfigError(f"model.builder.dropout: must be in [0, 1), got {dropout!r}")
-    if (normalization_mean is None) != (normalization_variance is None):
-        raise ConfigError("model.builder.normalization_mean/normalization_variance: give both or neither")
+    head = _checked_head(head)
+    if (normalization.mean is None) != (normalization.variance is None):
+        raise ConfigError("model.builder.normalization: give both or neither of mean and variance")
     _seed(seed)
     base = 0 if seed is None else int(seed)
 
@@ -166,99 +200,95 @@ def _assemble(
     backbone = backbone_fn(include_top=False, weights=None, input_tensor=x, input_shape=input_shape)
     x = keras.layers.GlobalAveragePooling2D(name="feature_pool")(backbone.output)
     x = keras.layers.Dense(
-        dense_units,
+        head.dense_units,
         activation="relu",
         kernel_initializer=keras.initializers.HeNormal(seed=base + 101),
         name="shared_dense",
     )(x)
-    x = keras.layers.Dropout(float(dropout), seed=base + 102, name="shared_dropout")(x)
+    x = keras.layers.Dropout(head.dropout, seed=base + 102, name="shared_dropout")(x)
     outputs = []
-    for offset, (head, units) in enumerate(zip(HEAD_NAMES, (n_magnitude, n_azimuth))):
+    for offset, (head_name, units) in enumerate(zip(HEAD_NAMES, (head.n_magnitude, head.n_azimuth))):
         logits = keras.layers.Dense(
             units,
             kernel_initializer=keras.initializers.GlorotUniform(seed=base + 103 + offset),
-            name=f"{head}_logits",
+            name=f"{head_name}_logits",
         )(x)
         # float32 softmax keeps probabilities exact under a mixed_float16 policy
-        outputs.append(keras.layers.Activation("softmax", dtype="float32", name=head)(logits))
+        outputs.append(keras.layers.Activation("softmax", dtype="float32", name=head_name)(logits))
     model = keras.Model(inputs, outputs, name=name)
-    if normalization_mean is not None:
-        set_input_standardization(model, normalization_mean, normalization_variance)
+    if normalization.mean is not None:
+        set_input_standardization(model, normalization.mean, normalization.variance)
     return model, backbone
 
 
 # --------------------------------------------------------------------------- builders
 def build_vgg16_multitask(
     input_shape: Sequence[int] = (112, 112, 3),
-    n_magnitude: int = 4,
-    n_azimuth: int = 9,
-    dense_units: int = 256,
-    dropout: float = 0.3,
+    head: HeadSpec | Mapping | None = None,
+    normalization: NormalizationSpec | Mapping | None = None,
     weights: str | None = None,
-    normalization_mean: Sequence[float] | None = None,
-    normalization_variance: Sequence[float] | None = None,
     kernel_initializer: str | None = "he_normal",
     seed: int | None = 0,
     name: str = "vgg16_multitask",
 ) -> keras.Model:
     """Two-head VGG16 (Simonyan & Zisserman, 2015) on a flat graph; target layer ``block5_conv3``.
 
-    ``weights``: ``None`` (random, offline), ``"imagenet"`` or a backbone weights file.
-    ``kernel_initializer``: with ``weights=None`` every conv kernel is re-drawn from this
-    initialiser (``he_normal`` suits ReLU stacks trained from scratch, He et al., 2015; Keras'
-    VGG16 uses glorot_uniform); ``None`` keeps Keras' initialisation.
+    ``head`` / ``normalization``: :class:`HeadSpec` / :class:`NormalizationSpec` (or a mapping of
+    their fields; ``None``: the defaults). ``weights``: ``None`` (random, offline), ``"imagenet"``
+    or a backbone weights file. ``kernel_initializer``: with ``weights=None`` every conv kernel is
+    re-drawn from this initialiser (``he_normal`` suits ReLU stacks trained from scratch, He et
+    al., 2015; Keras' VGG16 uses glorot_uniform); ``None`` keeps Keras' initialisation.
     """
     shape = _input_shape(input_shape, "VGG16")
     _check_weights(weights)
     model, backbone = _assemble(
-        keras.applications.VGG16, "VGG16", shape, n_magnitude, n_azimuth, dense_units, dropout,
-        normalization_mean, normalization_variance, seed, name,
+        keras.applications.VGG16, shape, _spec(head, HeadSpec, "head"),
+        _spec(normalization, NormalizationSpec, "normalization"), seed, name,
     )  # fmt: skip
     if weights is not None:
         _load_backbone_weights(model, keras.applications.VGG16, weights, shape)
     elif kernel_initializer:
-        base = 0 if seed is None else int(seed)
-        try:
-            keras.initializers.get(kernel_initializer)
-        except ValueError:
-            raise ConfigError(
-                f"model.builder.kernel_initializer: unknown initializer {kernel_initializer!r}"
-            ) from None
-        conv_layers = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D)]
-        for index, layer in enumerate(conv_layers):
-            initializer = keras.initializers.get(
-                {"class_name": kernel_initializer, "config": {"seed": base + index}}
-            )
-            layer.kernel.assign(initializer(tuple(layer.kernel.shape)))
+        _redraw_conv_kernels(backbone, kernel_initializer, 0 if seed is None else int(seed))
     log.debug("built %s: input %s, %d parameters", name, shape, model.count_params())
     return model
 
 
+def _redraw_conv_kernels(backbone: keras.Model, kernel_initializer: str, base_seed: int) -> None:
+    """Re-draw every conv kernel of ``backbone`` from ``kernel_initializer`` (seeded per layer)."""
+    try:
+        keras.initializers.get(kernel_initializer)
+    except ValueError:
+        raise ConfigError(f"model.builder.kernel_initializer: unknown initializer {kernel_initializer!r}") from None
+    conv_layers = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D)]
+    for index, layer in enumerate(conv_layers):
+        initializer = keras.initializers.get({"class_name": kernel_initializer, "config": {"seed": base_seed + index}})
+        layer.kernel.assign(initializer(tuple(layer.kernel.shape)))
+
+
 def build_efficientnet_multitask(
     input_shape: Sequence[int] = (224, 224, 3),
-    n_magnitude: int = 4,
-    n_azimuth: int = 9,
-    dense_units: int = 256,
-    dropout: float = 0.3,
+    head: HeadSpec | Mapping | None = None,
+    normalization: NormalizationSpec | Mapping | None = None,
     weights: str | None = None,
-    normalization_mean: Sequence[float] | None = None,
-    normalization_variance: Sequence[float] | None = None,
     batchnorm_momentum: float | None = 0.9,
     seed: int | None = 0,
     name: str = "efficientnet_multitask",
 ) -> keras.Model:
-    """Two-head EfficientNet-B0 (Tan & Le, 2019) on a flat graph; target layer ``top_activation``.
+    """Two-head EfficientNet-B0 (Tan & Le, 2019) on a flat graph.
 
-    ``batchnorm_momentum``: set on every BatchNormalization layer (Keras' 0.99 adapts the moving
-    statistics too slowly for short from-scratch trainings: validation stayed at chance);
-    ``None`` keeps Keras' value.  The backbone's own 0-255 preprocessing is neutralised (see the
-    module docstring).
+    The demo config explains ``block5c_add`` (``model.target_layer``, the last 14x14 map at
+    224x224); automatic detection (``model.target_layer=null``) finds ``top_activation``, the last
+    feature map (7x7). ``head`` / ``normalization`` / ``weights`` as for
+    :func:`build_vgg16_multitask`. ``batchnorm_momentum``: set on every BatchNormalization layer
+    (Keras' 0.99 adapts the moving statistics too slowly for short from-scratch trainings:
+    validation stayed at chance); ``None`` keeps Keras' value.  The backbone's own 0-255
+    preprocessing is neutralised (see the module docstring).
     """
     shape = _input_shape(input_shape, "EfficientNet-B0")
     _check_weights(weights)
     model, backbone = _assemble(
-        keras.applications.EfficientNetB0, "EfficientNet-B0", shape, n_magnitude, n_azimuth,
-        dense_units, dropout, normalization_mean, normalization_variance, seed, name,
+        keras.applications.EfficientNetB0, shape, _spec(head, HeadSpec, "head"),
+        _spec(normalization, NormalizationSpec, "normalization"), seed, name,
     )  # fmt: skip
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.Rescaling):
@@ -273,9 +303,7 @@ def build_efficientnet_multitask(
     if batchnorm_momentum is not None:
         momentum = float(batchnorm_momentum)
         if not 0.0 <= momentum < 1.0:
-            raise ConfigError(
-                f"model.builder.batchnorm_momentum: must be in [0, 1), got {batchnorm_momentum!r}"
-            )
+            raise ConfigError(f"model.builder.batchnorm_momentum: must be in [0, 1), got {batchnorm_momentum!r}")
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = momentum

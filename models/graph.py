@@ -262,9 +262,7 @@ def _features_model(model: keras.Model, parts: Sequence[str], source: str | None
         features = _outputs_of_layer_in(graph, model.get_layer(parts[0]))
         return keras.Model(inputs, [features, *model.outputs], name=f"{model.name}_with_features")
     tensor_of, features = _rewire(model, parts, source)
-    return keras.Model(
-        inputs, [features, *[tensor_of(t) for t in model.outputs]], name=f"{model.name}_with_features"
-    )
+    return keras.Model(inputs, [features, *[tensor_of(t) for t in model.outputs]], name=f"{model.name}_with_features")
 
 
 def _rewire(model: keras.Model, parts: Sequence[str], source: str | None):
@@ -378,9 +376,7 @@ def _head_score(
             return DenseLogits(operation)(tensor_of(node.input_tensors[0])), SCORE_LOGIT
         if name == "linear":
             return tensor_of(output_tensor), SCORE_LOGIT
-    log.info(
-        "head %s of model %s: pre-softmax score not reachable, explaining the probability", head, model.name
-    )
+    log.info("head %s of model %s: pre-softmax score not reachable, explaining the probability", head, model.name)
     return tensor_of(output_tensor), SCORE_PROBABILITY
 
 
@@ -457,14 +453,8 @@ def explanation_model(
         else:
             tensor_of, features = _rewire(model, [layer.name for layer in chain], source)
         if isinstance(features, (list, tuple)) or not _is_rank4(features):
-            shape = (
-                [tuple(t.shape) for t in features]
-                if isinstance(features, (list, tuple))
-                else tuple(features.shape)
-            )
-            raise ModelError(
-                source, f"target layer '{path}' output has shape {shape}, not a 4-D feature map (B,h,w,c)"
-            )
+            shape = [tuple(t.shape) for t in features] if isinstance(features, (list, tuple)) else tuple(features.shape)
+            raise ModelError(source, f"target layer '{path}' output has shape {shape}, not a 4-D feature map (B,h,w,c)")
 
     outputs: dict[str, object] = {}
     score_kind: dict[str, str] = {}

@@ -56,9 +56,7 @@ def apply_preprocessing(images: np.ndarray, mode: str, source: str | None = None
         return x / 127.5 - 1.0
     if mode in ("imagenet_torch", "imagenet_caffe"):
         if x.shape[-1] != 3:
-            raise ConfigError(
-                f"model.preprocessing: {mode} needs 3-channel RGB inputs, got {x.shape[-1]} channels"
-            )
+            raise ConfigError(f"model.preprocessing: {mode} needs 3-channel RGB inputs, got {x.shape[-1]} channels")
         if mode == "imagenet_torch":
             return (x / 255.0 - _IMAGENET_MEAN_RGB) / _IMAGENET_STD_RGB
         return x[..., ::-1] - _CAFFE_MEAN_BGR
@@ -72,6 +70,22 @@ def _softmax(values: np.ndarray) -> np.ndarray:
     z = values.astype(np.float64)
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class HeadOutputs:
+    """Which model output is which head (``model.heads`` / ``model.head_order``): by output (or
+    output layer) name first, else by position in the model's outputs."""
+
+    names: Mapping[str, str] | None = None  # head -> output name; None: the head's own name
+    order: Sequence[str] | None = None  # head names in output order, e.g. ["magnitude", "azimuth"]
+
+    @classmethod
+    def of(cls, heads: HeadOutputs | Mapping[str, str] | None) -> HeadOutputs:
+        """``heads`` as :class:`HeadOutputs`; a plain mapping is ``names`` (head -> output name)."""
+        if isinstance(heads, HeadOutputs):
+            return heads
+        return cls(names=None if heads is None else {str(k): str(v) for k, v in heads.items()})
 
 
 @dataclass
@@ -145,13 +159,9 @@ class ModelBundle:
         for head in self.heads:
             values = np.asarray(raw[self._output_index(head)], dtype=np.float32)
             if not np.isfinite(values).all():
-                raise ModelError(
-                    self.source_file, f"model '{self.name}' produced non-finite outputs for head '{head}'"
-                )
+                raise ModelError(self.source_file, f"model '{self.name}' produced non-finite outputs for head '{head}'")
             activation = self.head_activation.get(head, "unknown")
-            is_distribution = bool(
-                (values >= -1e-6).all() and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3)
-            )
+            is_distribution = bool((values >= -1e-6).all() and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3))
             if activation == "linear" or (activation == "unknown" and not is_distribution):
                 if head not in self._logit_heads_reported:
                     log.info(
@@ -229,8 +239,7 @@ def _load_saved_model(path: Path, input_shape: Sequence[int] | None) -> keras.Mo
         shape = tuple(int(v) for v in input_shape)
     if len(shape) != 3 or any(v is None for v in shape):
         raise ConfigError(
-            f"model.input_shape: SavedModel {path} takes input {tuple(spec.shape)}; "
-            "set [height, width, channels]"
+            f"model.input_shape: SavedModel {path} takes input {tuple(spec.shape)}; set [height, width, channels]"
         )
     inputs = keras.Input(shape=shape, dtype=spec.dtype.name, name="spectrogram")
     raw = layer(inputs)
@@ -268,25 +277,18 @@ def _as_mappings(class_mappings: ClassMappings | Mapping | str | os.PathLike | N
     return ClassMappings.load(class_mappings)
 
 
-def _resolve_heads(
-    model: keras.Model,
-    heads: Mapping[str, str] | None,
-    head_order: Sequence[str] | None,
-    source: str | None,
-) -> dict[str, str]:
-    """head -> canonical output name: by output (or output layer) name, else by ``head_order``."""
+def _resolve_heads(model: keras.Model, heads: HeadOutputs, source: str | None) -> dict[str, str]:
+    """head -> canonical output name: by output (or output layer) name, else by ``heads.order``."""
     names = output_names(model)
     aliases = {name: index for index, name in enumerate(names)}
     for index, tensor in enumerate(model.outputs):
         aliases.setdefault(tensor._keras_history.operation.name, index)
-    wanted = dict(heads) if heads else {head: head for head in HEADS}
-    order = [str(h) for h in head_order] if head_order else None
+    wanted = dict(heads.names) if heads.names else {head: head for head in HEADS}
+    order = [str(h) for h in heads.order] if heads.order else None
     if order is not None:
         unknown = [h for h in order if h not in HEADS]
         if unknown or len(set(order)) != len(order):
-            raise ConfigError(
-                f"model.head_order: expected distinct head names from {list(HEADS)}, got {order}"
-            )
+            raise ConfigError(f"model.head_order: expected distinct head names from {list(HEADS)}, got {order}")
         if len(order) > len(names):
             raise ModelError(
                 source, f"model.head_order lists {len(order)} heads but the model has {len(names)} outputs"
@@ -316,21 +318,16 @@ def _model_input_shape(
         raise ModelError(source, f"model has {len(model.inputs)} inputs; one image input is supported")
     native = tuple(model.inputs[0].shape[1:])
     if len(native) != 3:
-        raise ModelError(
-            source, f"model input has shape {tuple(model.inputs[0].shape)}, expected (B, H, W, C)"
-        )
+        raise ModelError(source, f"model input has shape {tuple(model.inputs[0].shape)}, expected (B, H, W, C)")
     if input_shape is None:
         if any(v is None for v in native):
             raise ConfigError(
-                f"model.input_shape: the model {source} accepts variable sizes {native}; "
-                "set [height, width, channels]"
+                f"model.input_shape: the model {source} accepts variable sizes {native}; set [height, width, channels]"
             )
         return tuple(int(v) for v in native)  # type: ignore[return-value]
     shape = tuple(int(v) for v in input_shape)
     if len(shape) != 3 or any(n is not None and n != s for n, s in zip(native, shape)):
-        raise ModelError(
-            source, f"configured input_shape {list(shape)} does not fit the model input {native}"
-        )
+        raise ModelError(source, f"configured input_shape {list(shape)} does not fit the model input {native}")
     return shape  # type: ignore[return-value]
 
 
@@ -338,24 +335,25 @@ def bundle_from_model(
     model: keras.Model,
     class_mappings: ClassMappings | Mapping | str | os.PathLike,
     name: str | None = None,
-    heads: Mapping[str, str] | None = None,
-    head_order: Sequence[str] | None = None,
+    heads: HeadOutputs | Mapping[str, str] | None = None,
     target_layer: str | None = None,
     input_shape: Sequence[int] | None = None,
     preprocessing: str = "none",
     source_file: str | os.PathLike | None = None,
 ) -> ModelBundle:
-    """Validate an in-memory model against its class mappings and wrap it as a bundle."""
+    """Validate an in-memory model against its class mappings and wrap it as a bundle.
+
+    ``heads``: :class:`HeadOutputs`, or a mapping head -> output name; ``None``: outputs named
+    after the heads."""
     source = None if source_file is None else str(source_file)
     mappings = _as_mappings(class_mappings)
     preprocessing = str(preprocessing or "none")
     if preprocessing not in PREPROCESSING_MODES:
         raise ConfigError(
-            f"model.preprocessing: unknown mode {preprocessing!r}; "
-            f"choose one of {', '.join(PREPROCESSING_MODES)}"
+            f"model.preprocessing: unknown mode {preprocessing!r}; choose one of {', '.join(PREPROCESSING_MODES)}"
         )
     shape = _model_input_shape(model, input_shape, source)
-    resolved = _resolve_heads(model, heads, head_order, source)
+    resolved = _resolve_heads(model, HeadOutputs.of(heads), source)
     names = output_names(model)
     for head, output in resolved.items():
         tensor = model.outputs[names.index(output)]
@@ -401,8 +399,7 @@ def load_model_bundle(
     file: str | os.PathLike,
     class_mappings: ClassMappings | Mapping | str | os.PathLike,
     name: str | None = None,
-    heads: Mapping[str, str] | None = None,
-    head_order: Sequence[str] | None = None,
+    heads: HeadOutputs | Mapping[str, str] | None = None,
     target_layer: str | None = None,
     input_shape: Sequence[int] | None = None,
     preprocessing: str = "none",
@@ -419,7 +416,6 @@ def load_model_bundle(
         mappings,
         name=name or path.stem,
         heads=heads,
-        head_order=head_order,
         target_layer=target_layer,
         input_shape=input_shape,
         preprocessing=preprocessing,
@@ -445,8 +441,10 @@ def load_model_bundle_from_config(
         model_file,
         mappings,
         name=model_cfg.get("name"),
-        heads=None if heads is None else {str(k): str(v) for k, v in dict(heads).items()},
-        head_order=None if head_order is None else [str(h) for h in head_order],
+        heads=HeadOutputs(
+            names=None if heads is None else {str(k): str(v) for k, v in dict(heads).items()},
+            order=None if head_order is None else [str(h) for h in head_order],
+        ),
         target_layer=model_cfg.get("target_layer"),
         input_shape=None if input_shape is None else [int(v) for v in input_shape],
         preprocessing=model_cfg.get("preprocessing", "none"),

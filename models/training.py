@@ -1,10 +1,12 @@
 """Training the two-head classifiers, and the demo-checkpoint cache.
 
-``python main.py task=train model=vgg16`` trains on the configured data set (demo or the users'
-CSV). Splits are stratified by magnitude class and grouped by event (``event_id`` column, else
-``date``) so no event leaks across splits; class imbalance is handled with balanced per-head
-sample weights; no augmentation (time reversal or frequency flips would be unphysical).
-The demo models are trained once per (model config, data set, seed) and cached atomically.
+:func:`train_model` trains on the configured data set (demo or the users' CSV; the Hydra task
+``python main.py task=train model=vgg16`` is :mod:`xai.tasks.train`). Every training setting is
+read from ``model.training`` (conf/model/*.yaml) without defaults of its own. Splits are stratified
+by magnitude class and grouped by event (``event_id`` column, else ``date``) so no event leaks
+across splits; class imbalance is handled with balanced per-head sample weights; no augmentation
+(time reversal or frequency flips would be unphysical). The demo models are trained once per
+(model config, data set, seed) and cached atomically.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -33,6 +36,22 @@ from geomag.dataset import HEADS, ClassMappings, SampleRecord
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
+# every key of model.training the code reads; their values live only in conf/model/*.yaml
+TRAINING_KEYS = (
+    "stages",
+    "epochs",
+    "learning_rate",
+    "schedule",
+    "batch_size",
+    "patience",
+    "monitor",
+    "disable_stochastic_depth",
+    "class_order",
+    "validation_fraction",
+    "test_fraction",
+    "max_train_samples",
+    "jit_compile",
+)
 
 
 # --------------------------------------------------------------------------- splits and weights
@@ -41,8 +60,9 @@ def event_key(record: SampleRecord) -> str:
     return str(record.extra.get("event_id") or record.date)
 
 
-def split_by_event(records: Sequence[SampleRecord], validation: float = 0.15, test: float = 0.15,
-                   seed: int = 0) -> dict[str, list[int]]:
+def split_by_event(
+    records: Sequence[SampleRecord], validation: float = 0.15, test: float = 0.15, seed: int = 0
+) -> dict[str, list[int]]:
     """Indices per split, stratified by magnitude class, grouped by event."""
     if not (0 <= validation < 1 and 0 <= test < 1 and validation + test < 1):
         raise ConfigError(f"model.training: validation ({validation}) + test ({test}) fractions must be < 1")
@@ -99,6 +119,34 @@ class TrainingResult:
     history: dict
 
 
+class Stage(NamedTuple):
+    """One progressive-resizing stage: input size ``(rows, cols)``, epochs, learning rate, batch size."""
+
+    size: tuple[int, int]
+    epochs: int
+    learning_rate: float
+    batch_size: int
+
+
+@dataclass
+class FitData:
+    """What every stage trains on: inputs (prepared at the stage's size), labels and balanced
+    sample weights per head, and the indices of the training and validation samples."""
+
+    x: np.ndarray | None
+    labels: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+    train: np.ndarray
+    val: np.ndarray
+
+
+def required_key(section: Mapping, key: str, where: str = "model.training"):
+    """``section[key]``; a missing key is a :class:`ConfigError` naming it (the YAML holds every default)."""
+    if key not in section:
+        raise ConfigError(f"{where}.{key}: missing from the configuration (conf/model/*.yaml)")
+    return section[key]
+
+
 class _LogEpochs:
     """Keras callback that sends one line per epoch to the logger (Hydra log file)."""
 
@@ -112,8 +160,14 @@ class _LogEpochs:
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
-                keys = ("loss", "magnitude_accuracy", "azimuth_accuracy", "val_loss",
-                        "val_magnitude_accuracy", "val_azimuth_accuracy")
+                keys = (
+                    "loss",
+                    "magnitude_accuracy",
+                    "azimuth_accuracy",
+                    "val_loss",
+                    "val_magnitude_accuracy",
+                    "val_azimuth_accuracy",
+                )
                 text = " ".join(f"{k}={logs[k]:.3f}" for k in keys if k in logs)
                 log.info("epoch %d/%d (%.0f s): %s", epoch + 1, self.total, time.perf_counter() - self.start, text)
 
@@ -121,36 +175,64 @@ class _LogEpochs:
 
 
 def _prepared(bundle, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    return np.concatenate([bundle.prepare(images[i:i + batch]) for i in range(0, len(images), batch)])
+    return np.concatenate([bundle.prepare(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+def _build(model_cfg: Mapping, mappings: ClassMappings, input_shape: Sequence[int] | None = None):
+    """The model of ``model.builder`` with one output unit per class of ``mappings``."""
+    import hydra
+
+    overrides: dict = {
+        "head": {"n_magnitude": len(mappings.magnitude_classes), "n_azimuth": len(mappings.azimuth_classes)}
+    }
+    if input_shape is not None:
+        overrides["input_shape"] = [int(v) for v in input_shape]
+    return hydra.utils.instantiate(model_cfg["builder"], **overrides)
+
+
+def _bundle(model, mappings: ClassMappings, model_cfg: Mapping):
+    from models.loading import bundle_from_model
+
+    return bundle_from_model(
+        model,
+        mappings,
+        name=model_cfg.get("name"),
+        target_layer=model_cfg.get("target_layer"),
+        preprocessing=required_key(model_cfg, "preprocessing", "model"),
+    )
+
+
+def _training_splits(records: Sequence[SampleRecord], training: Mapping, seed: int) -> dict[str, list[int]]:
+    splits = split_by_event(
+        records,
+        float(required_key(training, "validation_fraction")),
+        float(required_key(training, "test_fraction")),
+        seed,
+    )
+    limit = required_key(training, "max_train_samples")
+    if limit:
+        splits["train"] = splits["train"][: int(limit)]
+    log.info("split by event: %s", {k: len(v) for k, v in splits.items()})
+    return splits
 
 
 def train_model(model_cfg: Mapping, source, out_dir: str | Path, seed: int = 0) -> TrainingResult:
     """Train ``model_cfg`` on every sample of ``source``; write model, mappings, history, evaluation."""
-    import hydra
     import keras
-
-    from models.builders import set_input_standardization
-    from models.loading import bundle_from_model
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    training = dict(model_cfg.get("training") or {})
+    training = dict(required_key(model_cfg, "training", "model"))
+    for key in TRAINING_KEYS:  # fail before any data is loaded
+        required_key(training, key)
     records = source.records()
     if source.class_mappings is None:
         raise ConfigError("data: training needs the data set's class_mappings.json")
-    mappings = model_class_mappings(source.class_mappings, str(training.get("class_order", "natural")))
-    splits = split_by_event(records, float(training.get("validation_fraction", 0.15)),
-                            float(training.get("test_fraction", 0.15)), seed)
-    limit = training.get("max_train_samples")
-    if limit:
-        splits["train"] = splits["train"][: int(limit)]
-    log.info("split by event: %s", {k: len(v) for k, v in splits.items()})
+    mappings = model_class_mappings(source.class_mappings, str(required_key(training, "class_order")))
+    splits = _training_splits(records, training, seed)
     keras.utils.set_random_seed(int(seed))
-    n_classes = {"n_magnitude": len(mappings.magnitude_classes), "n_azimuth": len(mappings.azimuth_classes)}
-    model = hydra.utils.instantiate(model_cfg["builder"], **n_classes, _convert_="all")
-    bundle = bundle_from_model(model, mappings, name=model_cfg.get("name"),
-                               target_layer=model_cfg.get("target_layer"),
-                               preprocessing=model_cfg.get("preprocessing", "none"))
+    model = _build(model_cfg, mappings)
+    bundle = _bundle(model, mappings, model_cfg)
     grids = np.stack([source.load(r).image for r in records]).astype(np.float32)
     labels = {head: np.array([mappings.index(head, r.true_class(head)) for r in records]) for head in HEADS}
     train, val, test = (np.asarray(splits[name], dtype=int) for name in SPLITS)
@@ -158,57 +240,103 @@ def train_model(model_cfg: Mapping, source, out_dir: str | Path, seed: int = 0) 
     final_size = tuple(bundle.input_shape[:2])
     stages = _stages(training, final_size)
     started = time.perf_counter()
+    data = FitData(None, labels, weights, train, val)
+    histories = _run_stages(model, model_cfg, mappings, grids, data, stages)
+    x = data.x
+    if x is None or x.shape[1:3] != final_size:
+        x = _prepared(bundle, grids)
+    del grids
+    train_seconds = time.perf_counter() - started
+    evaluation = {
+        "splits": {k: len(v) for k, v in splits.items()},
+        "train_seconds": round(train_seconds, 1),
+        "epochs_run": len(histories.get("loss", [])),
+        "stages": [list(st) for st in stages],
+        "heads": {},
+    }
+    held_out = test if len(test) else val
+    if len(held_out):
+        evaluation["heads"] = _evaluate(bundle, x[held_out], {h: labels[h][held_out] for h in HEADS})
+    return _write_outputs(
+        out_dir,
+        model,
+        mappings,
+        histories,
+        evaluation,
+        "".join(f"{records[i].name},{name}\n" for name in SPLITS for i in splits[name]),
+    )
+
+
+def _run_stages(
+    model, model_cfg: Mapping, mappings: ClassMappings, grids: np.ndarray, data: FitData, stages: Sequence[Stage]
+) -> dict[str, list[float]]:
+    """Train ``model`` stage by stage (weights carried over between input sizes); ``data.x`` ends
+    as the last stage's inputs. Returns the concatenated Keras histories."""
+    from models.builders import set_input_standardization
+
+    training = required_key(model_cfg, "training", "model")
+    final_size = tuple(int(v) for v in model.inputs[0].shape[1:3])
+    channels = int(model.inputs[0].shape[-1])
     histories: dict[str, list[float]] = {}
-    x = None
-    for stage, (size, epochs, learning_rate, batch_size) in enumerate(stages):
-        stage_model = model if size == final_size else hydra.utils.instantiate(
-            model_cfg["builder"], **n_classes, input_shape=[*size, bundle.input_shape[2]], _convert_="all")
+    for number, stage in enumerate(stages):
+        stage_model = model if stage.size == final_size else _build(model_cfg, mappings, [*stage.size, channels])
         if stage_model is not model:
             stage_model.set_weights(model.get_weights())
-        stage_bundle = bundle_from_model(stage_model, mappings, name=model_cfg.get("name"),
-                                         target_layer=model_cfg.get("target_layer"),
-                                         preprocessing=model_cfg.get("preprocessing", "none"))
-        x = _prepared(stage_bundle, grids)
-        if stage == 0:  # standardisation statistics of the training split, kept for every stage
-            mean, variance = x[train].mean(axis=(0, 1, 2)), x[train].var(axis=(0, 1, 2)) + 1e-6
+        data.x = _prepared(_bundle(stage_model, mappings, model_cfg), grids)
+        if number == 0:  # standardisation statistics of the training split, kept for every stage
+            mean, variance = data.x[data.train].mean(axis=(0, 1, 2)), data.x[data.train].var(axis=(0, 1, 2)) + 1e-6
         set_input_standardization(stage_model, mean, variance)
-        if training.get("disable_stochastic_depth", True):
+        if required_key(training, "disable_stochastic_depth"):
             _disable_stochastic_depth(stage_model)
-        log.info("stage %d/%d: %dx%d input, %d epoch(s), learning rate %g, batch %d", stage + 1, len(stages), *size,
-                 epochs, learning_rate, batch_size)
-        history = _fit(stage_model, x, labels, weights, train, val, epochs, learning_rate,
-                       {**training, "batch_size": batch_size})
+        log.info(
+            "stage %d/%d: %dx%d input, %d epoch(s), learning rate %g, batch %d",
+            number + 1,
+            len(stages),
+            *stage.size,
+            stage.epochs,
+            stage.learning_rate,
+            stage.batch_size,
+        )
+        history = _fit(stage_model, data, stage, training)
         for key, values in history.items():
             histories.setdefault(key, []).extend(values)
         if stage_model is not model:
             model.set_weights(stage_model.get_weights())
             del stage_model
-    if x is None or x.shape[1:3] != final_size:
-        x = _prepared(bundle, grids)
-    del grids
-    train_seconds = time.perf_counter() - started
-    evaluation = {"splits": {k: len(v) for k, v in splits.items()}, "train_seconds": round(train_seconds, 1),
-                  "epochs_run": len(histories.get("loss", [])), "stages": [list(st) for st in stages],
-                  "heads": {}}
-    held_out = test if len(test) else val
-    if len(held_out):
-        probs = bundle.predict_probabilities(x[held_out])
-        for head in HEADS:
-            truth = labels[head][held_out]
-            pred = probs[head].argmax(axis=1)
-            classes = mappings.classes(head)
-            counts = np.bincount(truth, minlength=len(classes))
-            evaluation["heads"][head] = {
-                "accuracy": float(np.mean(pred == truth)),
-                "majority_class_rate": float(counts.max() / counts.sum()),
-                "n": int(len(truth)),
-                "confusion": confusion(truth, pred, classes),
-            }
-            if head == "azimuth":
-                evaluation["heads"][head].update(_azimuth_power_groups(truth, pred, classes))
-            log.info("held-out %s accuracy %.3f (majority-class rate %.3f, n=%d)", head,
-                     evaluation["heads"][head]["accuracy"], evaluation["heads"][head]["majority_class_rate"],
-                     len(truth))
+    return histories
+
+
+def _evaluate(bundle, x: np.ndarray, truth: Mapping[str, np.ndarray]) -> dict:
+    """Per-head accuracy, majority-class rate and confusion matrix on the held-out samples."""
+    probs = bundle.predict_probabilities(x)
+    heads = {}
+    for head in HEADS:
+        pred = probs[head].argmax(axis=1)
+        classes = bundle.classes(head)
+        counts = np.bincount(truth[head], minlength=len(classes))
+        heads[head] = {
+            "accuracy": float(np.mean(pred == truth[head])),
+            "majority_class_rate": float(counts.max() / counts.sum()),
+            "n": int(len(truth[head])),
+            "confusion": confusion(truth[head], pred, classes),
+        }
+        if head == "azimuth":
+            heads[head].update(_azimuth_power_groups(truth[head], pred, classes))
+        log.info(
+            "held-out %s accuracy %.3f (majority-class rate %.3f, n=%d)",
+            head,
+            heads[head]["accuracy"],
+            heads[head]["majority_class_rate"],
+            len(truth[head]),
+        )
+    return heads
+
+
+def _write_outputs(
+    out_dir: Path, model, mappings: ClassMappings, histories: Mapping[str, list], evaluation: dict, split_rows: str
+) -> TrainingResult:
+    """``model.keras``, ``class_mappings.json``, ``history.json``, ``evaluation.json`` and
+    ``split.csv`` (``split_rows``: one ``sample,split`` line per sample), each written atomically."""
     model_file = out_dir / "model.keras"
     with atomic_path(model_file) as tmp:
         model.save(tmp)
@@ -216,8 +344,7 @@ def train_model(model_cfg: Mapping, source, out_dir: str | Path, seed: int = 0) 
     history_dict = {k: [float(v) for v in values] for k, values in histories.items()}
     atomic_write_json(out_dir / "history.json", history_dict)
     atomic_write_json(out_dir / "evaluation.json", evaluation)
-    atomic_write_text(out_dir / "split.csv", "sample,split\n" + "".join(
-        f"{records[i].name},{name}\n" for name in SPLITS for i in splits[name]))
+    atomic_write_text(out_dir / "split.csv", "sample,split\n" + split_rows)
     return TrainingResult(model_file, mappings_file, evaluation, history_dict)
 
 
@@ -234,26 +361,35 @@ def _azimuth_power_groups(truth: np.ndarray, pred: np.ndarray, classes: Sequence
         members = np.flatnonzero(group == name)
         counts = np.bincount(truth, minlength=len(classes))[members]
         best += counts.max() if len(counts) else 0  # a power classifier can at best pick one class per group
-    return {"power_group_accuracy": float(np.mean(group[truth] == group[pred])),
-            "power_bound_accuracy": float(best / len(truth))}
+    return {
+        "power_group_accuracy": float(np.mean(group[truth] == group[pred])),
+        "power_bound_accuracy": float(best / len(truth)),
+    }
 
 
-def _stages(training: Mapping, final_size: tuple[int, int]) -> list[tuple[tuple[int, int], int, float, int]]:
+def _stages(training: Mapping, final_size: tuple[int, int]) -> list[Stage]:
     """Progressive resizing (Howard & Gugger 2020; Tan & Le 2021, EfficientNetV2): optional
     low-resolution stages before the final one. The backbones are fully convolutional with global
     pooling, so the weights carry over between input sizes; the last stage always runs at the
-    model's own input size. Each stage is ``(size, epochs, learning rate, batch size)``; a stage
-    may set its own ``batch_size`` (small inputs use the cores better in larger batches)."""
-    learning_rate = float(training.get("learning_rate", 1e-3))
-    batch_size = int(training.get("batch_size", 16))
+    model's own input size. A stage may set its own ``learning_rate`` and ``batch_size`` (small
+    inputs use the cores better in larger batches); otherwise the training-wide values apply."""
+    learning_rate = float(required_key(training, "learning_rate"))
+    batch_size = int(required_key(training, "batch_size"))
+    epochs = int(required_key(training, "epochs"))
     stages = []
-    for item in training.get("stages") or []:
+    for index, item in enumerate(required_key(training, "stages") or []):
         item = dict(item)
-        size = int(item["size"])
-        stages.append(((size, size), int(item["epochs"]), float(item.get("learning_rate", learning_rate)),
-                       int(item.get("batch_size", batch_size))))
-    if not stages or stages[-1][0] != final_size:
-        stages.append((final_size, int(training.get("epochs", 10)), learning_rate, batch_size))
+        size = int(required_key(item, "size", f"model.training.stages[{index}]"))
+        stages.append(
+            Stage(
+                (size, size),
+                int(required_key(item, "epochs", f"model.training.stages[{index}]")),
+                float(item.get("learning_rate", learning_rate)),
+                int(item.get("batch_size", batch_size)),
+            )
+        )
+    if not stages or stages[-1].size != final_size:
+        stages.append(Stage(final_size, epochs, learning_rate, batch_size))
     return stages
 
 
@@ -267,15 +403,18 @@ def _disable_stochastic_depth(model) -> None:
             layer.rate = 0.0
 
 
-def _fit(model, x, labels, weights, train, val, epochs, learning_rate, training) -> dict:
+def _fit(model, data: FitData, stage: Stage, training: Mapping) -> dict:
+    """Compile (Adam, cosine or constant schedule) and fit one stage; early stopping on the
+    validation split. Returns the Keras history."""
     import keras
 
     from models.graph import output_names
     from models.pipeline import keras_batches
 
     order = list(output_names(model))
-    batch_size = int(training.get("batch_size", 16))
-    schedule = str(training.get("schedule", "cosine"))
+    epochs, learning_rate, batch_size = stage.epochs, stage.learning_rate, stage.batch_size
+    train, val = data.train, data.val
+    schedule = str(required_key(training, "schedule"))
     if schedule == "cosine":  # Loshchilov & Hutter 2017 (SGDR), without restarts
         steps = max(1, epochs * int(np.ceil(len(train) / batch_size)))
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
@@ -287,14 +426,20 @@ def _fit(model, x, labels, weights, train, val, epochs, learning_rate, training)
         optimizer=keras.optimizers.Adam(rate),
         loss=["sparse_categorical_crossentropy"] * len(order),
         metrics=[["accuracy"]] * len(order),
-        jit_compile=bool(training.get("jit_compile", False)),
+        jit_compile=bool(required_key(training, "jit_compile")),
     )
     callbacks = [_LogEpochs(epochs)]
     if len(val):
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=str(training.get("monitor", "val_loss")), patience=int(training.get("patience", 3)),
-            restore_best_weights=True, mode="auto"))
-    train_x, train_y, train_w = x[train], [labels[h][train] for h in order], [weights[h] for h in order]
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=str(required_key(training, "monitor")),
+                patience=int(required_key(training, "patience")),
+                restore_best_weights=True,
+                mode="auto",
+            )
+        )
+    x, labels = data.x, data.labels
+    train_x, train_y, train_w = x[train], [labels[h][train] for h in order], [data.weights[h] for h in order]
     # Keras' own shuffled batches without tf.data autotuning (models/pipeline.py): same weights, no stalls
     dataset = keras_batches(train_x, train_y, train_w, batch_size=batch_size, shuffle=True)
     if dataset is not None:
@@ -307,8 +452,13 @@ def _fit(model, x, labels, weights, train, val, epochs, learning_rate, training)
         validation = keras_batches(val_x, val_y, batch_size=batch_size)
         if validation is None:
             validation = (val_x, val_y)
-    history = model.fit(**inputs, validation_data=validation, epochs=epochs,
-                        verbose=1 if sys.stdout.isatty() else 2, callbacks=callbacks)
+    history = model.fit(
+        **inputs,
+        validation_data=validation,
+        epochs=epochs,
+        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=callbacks,
+    )
     return history.history
 
 
@@ -322,9 +472,31 @@ def read_split(model_dir: str | Path) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- demo cache
+def builder_key_fields(builder: Mapping) -> dict:
+    """The builder's arguments as one flat mapping, the form the cache key hashes: the fields of
+    ``head`` under their own names, those of ``normalization`` as ``normalization_<field>``.
+    Hydra's instructions (``_convert_``, the nested ``_target_``) are not arguments and stay out,
+    so grouping the YAML differently never changes the key."""
+    flat = {}
+    for key, value in builder.items():
+        if key in ("head", "normalization") and isinstance(value, Mapping):
+            prefix = "" if key == "head" else f"{key}_"
+            flat.update({prefix + str(k): v for k, v in value.items() if k != "_target_"})
+        elif key != "_convert_":
+            flat[key] = value
+    return flat
+
+
 def demo_model_key(model_cfg: Mapping, data_hash: str, seed: int) -> str:
-    payload = {"builder": dict(model_cfg["builder"]), "training": dict(model_cfg.get("training") or {}),
-               "preprocessing": model_cfg.get("preprocessing"), "data": data_hash, "seed": seed}
+    """12 hex digits of the SHA-256 of builder arguments, training settings, preprocessing, data
+    set hash and seed (JSON with sorted keys: key order in the YAML does not matter)."""
+    payload = {
+        "builder": builder_key_fields(model_cfg["builder"]),
+        "training": dict(model_cfg.get("training") or {}),
+        "preprocessing": model_cfg.get("preprocessing"),
+        "data": data_hash,
+        "seed": seed,
+    }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -367,20 +539,3 @@ def ensure_demo_model(model_cfg: Mapping, source, cache_dir: str | Path, seed: i
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return final
-
-
-# --------------------------------------------------------------------------- Hydra task
-def run_training_task(cfg: DictConfig) -> TrainingResult:
-    """``python main.py task=train model=...``: train on ``cfg.data`` into the run folder."""
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-
-    from models.device import configure_devices
-
-    configure_devices(bool(cfg.runtime.mixed_precision))
-    source = hydra.utils.instantiate(cfg.data)
-    out_dir = Path(HydraConfig.get().runtime.output_dir) / str(cfg.model.name)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    result = train_model(model_cfg, source, out_dir, int(cfg.seed))
-    log.info("trained model written to %s", result.model_file)
-    return result

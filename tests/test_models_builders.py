@@ -8,39 +8,47 @@ import hydra
 import keras
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from core.errors import ConfigError, ModelError
 from models.builders import (
     INPUT_STANDARDIZATION,
+    HeadSpec,
+    NormalizationSpec,
     build_efficientnet_multitask,
     build_vgg16_multitask,
     set_input_standardization,
 )
 from models.graph import explanation_model, find_target_layer
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 SMALL = [32, 32, 3]
 
 
 def _config(name: str):
-    return OmegaConf.load(CONF / f"{name}.yaml")
+    """``conf/model/<name>.yaml`` composed (with ``_base.yaml``) as the ``model`` node, without the root config."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"model={name}"]).model
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # detached: ${oc.select:seed,0} -> 0
 
 
 def _instantiate(name: str, **overrides) -> keras.Model:
     cfg = _config(name)
-    return hydra.utils.instantiate(cfg.builder, input_shape=SMALL, dense_units=16, **overrides)
+    return hydra.utils.instantiate(cfg.builder, input_shape=SMALL, **overrides)
 
 
 @pytest.fixture(scope="module")
 def vgg() -> keras.Model:
-    return _instantiate("vgg16", n_magnitude=3, n_azimuth=5)
+    return _instantiate("vgg16", head={"n_magnitude": 3, "n_azimuth": 5, "dense_units": 16})
 
 
 @pytest.fixture(scope="module")
 def efficientnet() -> keras.Model:
     return _instantiate(
-        "efficientnet", normalization_mean=[1.0, 2.0, 3.0], normalization_variance=[4.0, 1.0, 9.0]
+        "efficientnet",
+        head={"dense_units": 16},
+        normalization={"mean": [1.0, 2.0, 3.0], "variance": [4.0, 1.0, 9.0]},
     )
 
 
@@ -56,6 +64,25 @@ def test_config_files(name):
     assert cfg.builder.seed == 0  # ${oc.select:seed,0} without the root config
     assert {"epochs", "batch_size", "learning_rate"} <= set(cfg.training)
     assert OmegaConf.create({"seed": 7, "model": cfg}).model.builder.seed == 7
+
+
+@pytest.mark.parametrize("name", ["vgg16", "efficientnet"])
+def test_builder_config_hands_plain_specs(name, monkeypatch):
+    """``_convert_: all`` + nested ``_target_``: the builder receives dataclasses and plain lists."""
+    received = {}
+    target = _config(name).builder._target_.rsplit(".", 1)[1]
+    monkeypatch.setattr(f"models.builders.{target}", lambda **kwargs: received.update(kwargs))
+    hydra.utils.instantiate(_config(name).builder, normalization={"mean": [0.0] * 3, "variance": [1.0] * 3})
+    assert received["head"] == HeadSpec(4, 9, 256, 0.3)
+    assert received["normalization"] == NormalizationSpec([0.0] * 3, [1.0] * 3)
+    assert type(received["input_shape"]) is list and type(received["normalization"].mean) is list
+
+
+def test_specs_from_mappings_and_unknown_keys():
+    model = build_vgg16_multitask(input_shape=SMALL, head={"n_magnitude": 2, "n_azimuth": 3, "dense_units": 8})
+    assert [tuple(t.shape) for t in model.outputs] == [(None, 2), (None, 3)]
+    with pytest.raises(ConfigError, match=r"model.builder.head: unknown key\(s\) \['units'\]"):
+        build_vgg16_multitask(input_shape=SMALL, head={"units": 8})
 
 
 def _check_structure(
@@ -93,9 +120,7 @@ def test_efficientnet_structure(efficientnet):
     # 7x7 top_activation); detection on a user's model still finds top_activation
     assert _config("efficientnet").target_layer == "block5c_add"
     _check_structure(efficientnet, "block5c_add", 4, 9, detected="top_activation")
-    momenta = {
-        layer.momentum for layer in efficientnet.layers if isinstance(layer, keras.layers.BatchNormalization)
-    }
+    momenta = {layer.momentum for layer in efficientnet.layers if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta == {0.9}
 
 
@@ -126,7 +151,7 @@ def test_standardization_values_and_errors(vgg):
     layer = vgg.get_layer(INPUT_STANDARDIZATION)
     x = np.ones((1, 32, 32, 3), "float32")
     np.testing.assert_allclose(np.asarray(layer(x))[0, 0, 0], [1.0, 0.5, 0.25], atol=1e-6)
-    with pytest.raises(ConfigError, match="normalization_variance"):
+    with pytest.raises(ConfigError, match="model.builder.normalization.variance"):
         set_input_standardization(vgg, [0.0, 0.0, 0.0], [1.0, 0.0, 1.0])
     with pytest.raises(ConfigError, match="one value per input channel"):
         set_input_standardization(vgg, [0.0], [1.0])
@@ -137,17 +162,19 @@ def test_builder_argument_errors():
         build_vgg16_multitask(input_shape=(16, 16, 3))
     with pytest.raises(ConfigError, match="model.builder.input_shape"):
         build_efficientnet_multitask(input_shape=(32, 32))
-    with pytest.raises(ConfigError, match="model.builder.n_azimuth"):
-        build_vgg16_multitask(input_shape=SMALL, n_azimuth=0)
+    with pytest.raises(ConfigError, match="model.builder.head.n_azimuth"):
+        build_vgg16_multitask(input_shape=SMALL, head=HeadSpec(n_azimuth=0))
+    with pytest.raises(ConfigError, match="model.builder.head.dropout"):
+        build_vgg16_multitask(input_shape=SMALL, head=HeadSpec(dropout=1.0))
     with pytest.raises(ConfigError, match="give both or neither"):
-        build_vgg16_multitask(input_shape=SMALL, normalization_mean=[0, 0, 0])
+        build_vgg16_multitask(input_shape=SMALL, normalization=NormalizationSpec(mean=[0, 0, 0]))
 
 
 def test_backbone_weights_from_file(tmp_path):
     reference = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3))
     path = tmp_path / "backbone.weights.h5"
     reference.save_weights(path)
-    model = build_efficientnet_multitask(input_shape=SMALL, dense_units=8, weights=str(path), seed=3)
+    model = build_efficientnet_multitask(input_shape=SMALL, head=HeadSpec(dense_units=8), weights=str(path), seed=3)
     for name in ("stem_conv", "block6a_expand_conv", "top_conv", "top_bn"):
         for ours, theirs in zip(model.get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
             np.testing.assert_array_equal(ours, theirs)
@@ -158,8 +185,8 @@ def test_backbone_weights_from_file(tmp_path):
 
 
 def test_seed_makes_builds_reproducible(vgg):
-    a = build_vgg16_multitask(input_shape=SMALL, dense_units=8, seed=5)
-    b = build_vgg16_multitask(input_shape=SMALL, dense_units=8, seed=5)
+    a = build_vgg16_multitask(input_shape=SMALL, head=HeadSpec(dense_units=8), seed=5)
+    b = build_vgg16_multitask(input_shape=SMALL, head=HeadSpec(dense_units=8), seed=5)
     for name in ("block1_conv1", "shared_dense", "azimuth_logits"):
         np.testing.assert_array_equal(a.get_layer(name).get_weights()[0], b.get_layer(name).get_weights()[0])
     other = vgg.get_layer("block1_conv1").kernel.numpy()  # seed 0
@@ -190,7 +217,7 @@ def _fit_losses(model: keras.Model, epochs: int, learning_rate: float) -> list[f
 
 def test_training_heads_lowers_the_loss():
     """Targets by output name train both heads (backbone frozen to keep the test fast)."""
-    model = build_vgg16_multitask(input_shape=SMALL, n_magnitude=3, n_azimuth=4, dense_units=32, dropout=0.0)
+    model = build_vgg16_multitask(input_shape=SMALL, head=HeadSpec(3, 4, dense_units=32, dropout=0.0))
     for layer in model.layers:
         layer.trainable = layer.name in ("shared_dense", "magnitude_logits", "azimuth_logits")
     losses = _fit_losses(model, epochs=10, learning_rate=1e-3)
@@ -199,6 +226,6 @@ def test_training_heads_lowers_the_loss():
 
 @pytest.mark.slow
 def test_training_whole_model_lowers_the_loss():
-    model = build_vgg16_multitask(input_shape=SMALL, n_magnitude=3, n_azimuth=4, dense_units=32, dropout=0.0)
+    model = build_vgg16_multitask(input_shape=SMALL, head=HeadSpec(3, 4, dense_units=32, dropout=0.0))
     losses = _fit_losses(model, epochs=8, learning_rate=1e-4)
     assert losses[-1] < 0.8 * losses[0], losses

@@ -208,6 +208,4 @@ def test_sequential_model():
     graph = explanation_model(model, heads=("magnitude",))
     assert graph.target_layer == "conv" and graph.score_kind["magnitude"] == "logit"
     x = _inputs(2)
-    np.testing.assert_allclose(
-        _softmax(np.asarray(graph.model(x)["magnitude"])), np.asarray(model(x)), atol=1e-5
-    )
+    np.testing.assert_allclose(_softmax(np.asarray(graph.model(x)["magnitude"])), np.asarray(model(x)), atol=1e-5)

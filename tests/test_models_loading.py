@@ -9,12 +9,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
 
 from core.errors import ConfigError, InputDataError, ModelError
 from geomag.dataset import ClassMappings
-from models.builders import build_efficientnet_multitask, set_input_standardization
+from models.builders import HeadSpec, build_efficientnet_multitask, set_input_standardization
 from models.loading import (
+    HeadOutputs,
     apply_preprocessing,
     bundle_from_model,
     load_model_bundle,
@@ -54,7 +55,7 @@ def _x(n: int = 3, shape=SHAPE) -> np.ndarray:
 
 def test_keras_round_trip_of_builder_model(tmp_path, mappings):
     """The real EfficientNet builder (neutralised preprocessing, BN momentum) survives .keras."""
-    model = build_efficientnet_multitask(input_shape=(32, 32, 3), dense_units=8, seed=1)
+    model = build_efficientnet_multitask(input_shape=(32, 32, 3), head=HeadSpec(dense_units=8), seed=1)
     set_input_standardization(model, [1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
     x = _x(2, (32, 32, 3)) + 2.0
     expected = [np.asarray(t) for t in model(x)]
@@ -108,7 +109,7 @@ def test_logit_head_gets_softmax(mappings, caplog):
 
 def test_head_order_fallback(tmp_path, mappings):
     model = _tiny(names=("out_a", "out_b"), n=(9, 4))
-    bundle = bundle_from_model(model, mappings, head_order=["azimuth", "magnitude"])
+    bundle = bundle_from_model(model, mappings, heads=HeadOutputs(order=["azimuth", "magnitude"]))
     assert bundle.heads == {"azimuth": "out_a", "magnitude": "out_b"}
     out = bundle.predict_probabilities(_x(2))
     assert out["magnitude"].shape == (2, 4) and out["azimuth"].shape == (2, 9)
@@ -126,12 +127,7 @@ def test_size_mismatch_names_file_head_and_sizes(tmp_path, mappings):
     with pytest.raises(ModelError) as info:
         load_model_bundle(path, mappings)
     message = str(info.value)
-    assert (
-        str(path) in message
-        and "'magnitude'" in message
-        and "3 units" in message
-        and "4 magnitude" in message
-    )
+    assert str(path) in message and "'magnitude'" in message and "3 units" in message and "4 magnitude" in message
 
 
 def test_missing_and_invalid_files(tmp_path, mappings):
@@ -178,16 +174,14 @@ def test_lambda_layer_needs_unsafe_mode(tmp_path, mappings):
     assert str(path) in str(info.value)
     bundle = load_model_bundle(path, mappings, safe_mode=False)
     x_in = _x(2)
-    np.testing.assert_allclose(
-        bundle.predict_probabilities(x_in)["azimuth"], np.asarray(model(x_in)[1]), atol=1e-6
-    )
+    np.testing.assert_allclose(bundle.predict_probabilities(x_in)["azimuth"], np.asarray(model(x_in)[1]), atol=1e-6)
 
 
 def test_saved_model_folder(tmp_path, mappings):
     model = _tiny()
     folder = tmp_path / "exported"
     model.export(folder, verbose=False)
-    bundle = load_model_bundle(folder, mappings, head_order=["magnitude", "azimuth"])
+    bundle = load_model_bundle(folder, mappings, heads=HeadOutputs(order=["magnitude", "azimuth"]))
     assert bundle.target_layer is None and bundle.input_shape == SHAPE
     x = _x(2)
     probabilities = bundle.predict_probabilities(x)
@@ -246,13 +240,9 @@ def test_prepare_resizes_checks_and_preprocesses(mappings):
 
 def test_preprocessing_modes():
     pixel = np.array([[[[255.0, 0.0, 127.5]]]], "float32")
-    np.testing.assert_allclose(
-        apply_preprocessing(pixel, "scale_minus1_1")[0, 0, 0], [1.0, -1.0, 0.0], atol=1e-6
-    )
+    np.testing.assert_allclose(apply_preprocessing(pixel, "scale_minus1_1")[0, 0, 0], [1.0, -1.0, 0.0], atol=1e-6)
     expected_torch = (np.array([1.0, 0.0, 0.5]) - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
-    np.testing.assert_allclose(
-        apply_preprocessing(pixel, "imagenet_torch")[0, 0, 0], expected_torch, atol=1e-5
-    )
+    np.testing.assert_allclose(apply_preprocessing(pixel, "imagenet_torch")[0, 0, 0], expected_torch, atol=1e-5)
     ours = apply_preprocessing(pixel, "imagenet_caffe")
     reference = keras.applications.imagenet_utils.preprocess_input(pixel.copy(), mode="caffe")
     np.testing.assert_allclose(ours, reference, atol=1e-4)
@@ -265,7 +255,8 @@ def test_load_from_config(tmp_path, mappings):
     _tiny().save(path)
     mappings_file = tmp_path / "class_mappings.json"
     mappings.save(mappings_file)
-    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "model" / "vgg16.yaml")
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["model=vgg16"]).model  # conf/model/_base.yaml + vgg16.yaml
     cfg.file = str(path)
     cfg.class_mappings = str(mappings_file)
     cfg.target_layer = None

@@ -15,8 +15,10 @@ from models.pipeline import AUTOTUNE_ENV, keras_batches  # noqa: E402
 def _two_head_model() -> keras.Model:
     inputs = keras.Input((6,))
     hidden = keras.layers.Dense(8, activation="relu")(inputs)
-    heads = [keras.layers.Dense(3, activation="softmax", name="magnitude")(hidden),
-             keras.layers.Dense(2, activation="softmax", name="azimuth")(hidden)]
+    heads = [
+        keras.layers.Dense(3, activation="softmax", name="magnitude")(hidden),
+        keras.layers.Dense(2, activation="softmax", name="azimuth")(hidden),
+    ]
     model = keras.Model(inputs, heads)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=["sparse_categorical_crossentropy"] * 2)
     return model
@@ -38,11 +40,13 @@ def _train(use_pipeline: bool):
     if use_pipeline:
         dataset = keras_batches(x, y, w, batch_size=8, shuffle=True)
         assert dataset is not None
-        history = model.fit(dataset, validation_data=keras_batches(*validation, batch_size=8), epochs=4,
-                            shuffle=False, verbose=0)
+        history = model.fit(
+            dataset, validation_data=keras_batches(*validation, batch_size=8), epochs=4, shuffle=False, verbose=0
+        )
     else:
-        history = model.fit(x, y, sample_weight=w, batch_size=8, shuffle=True, validation_data=validation,
-                            epochs=4, verbose=0)
+        history = model.fit(
+            x, y, sample_weight=w, batch_size=8, shuffle=True, validation_data=validation, epochs=4, verbose=0
+        )
     return model, history.history
 
 
