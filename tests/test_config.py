@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("task", "model", "data", "xai", "method", "experiment", "spectrogram")
+GROUPS = ("task", "model", "data", "xai", "method", "experiment", "spectrogram", "report")
 RESOLVED = ("data", "spectrogram", "model", "xai", "task")  # the sections a run reads
 
 

@@ -116,8 +116,10 @@ class CompareOnMultirunEnd(Callback):
         comparison: dict | None = None
         try:
             from xai.compare import compare_runs
+            from xai.html import write_report_page
 
             comparison = compare_runs([sweep_dir], out_dir)
+            write_report_page("comparison", out_dir, config)
             log.info("comparison of %s written; report: %s", sweep_dir, out_dir / COMPARISON_REPORT)
         except Exception as error:  # noqa: BLE001 - a comparison failure must not hide the job results
             comparison_failed = True

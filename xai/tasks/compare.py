@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from core.errors import ConfigError
 from core.names import COMPARISON_DIR, COMPARISON_REPORT
 from xai.compare import SweepHadFailures, compare_runs, has_failures
+from xai.html import write_report_page
 
 _UNSET = object()
 
@@ -57,6 +58,7 @@ def run(
         expected_models=[str(m) for m in expected_models] if expected_models else None,
         expected_samples=[str(m) for m in expected_samples] if expected_samples else None,
     )
+    write_report_page("comparison", out_path, cfg)
     if has_failures(comparison):
         jobs = comparison["jobs"]
         raise SweepHadFailures(
