@@ -11,7 +11,7 @@ from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
 from models.loading import bundle_from_model
 from tests.conftest import tiny_model
-from xai.dataset import JOURNAL, DatasetOptions, explain_dataset, read_journal
+from xai.dataset import JOURNAL, DatasetFigures, DatasetOptions, explain_dataset, read_journal
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.saliency import Saliency
 from xai.heatmap_store import HeatmapStore
@@ -32,18 +32,26 @@ def setup(tmp_path_factory):
 
 
 def _options(**kw) -> DatasetOptions:
-    base = dict(batch_size=4, faithfulness_samples=3, faithfulness_steps=4, randomisation_samples=2,
-                randomisation_steps=2, bootstrap_resamples=50)
+    base = dict(
+        batch_size=4,
+        faithfulness_samples=3,
+        faithfulness_steps=4,
+        randomisation_samples=2,
+        randomisation_steps=2,
+        bootstrap_resamples=50,
+    )
     return DatasetOptions(**{**base, **kw})
 
 
 def test_dataset_run_writes_compact_files_aggregates_and_trust_section(setup, tmp_path):
     source, bundle, explainers, records = setup
-    from xai.render import render_sample_figure
+    from xai.render import render_class_means, render_sample_figure
 
     chosen = records[5].name
-    results = explain_dataset(bundle, explainers, source, records, tmp_path, _options(figures=[chosen]),
-                              render=render_sample_figure)
+    figures = DatasetFigures(sample=render_sample_figure, class_means=render_class_means)
+    results = explain_dataset(
+        bundle, explainers, source, records, tmp_path, _options(figures=[chosen]), figures=figures
+    )
     assert [p.name for p in (tmp_path / "figures").iterdir()] == [f"{chosen}_visualization.png"]
     for method in explainers:
         for head in ("magnitude", "azimuth"):
@@ -72,8 +80,11 @@ def test_dataset_run_writes_compact_files_aggregates_and_trust_section(setup, tm
     by_class = trust["localisation"]["by_class"]["magnitude"]
     assert by_class and "Normal" not in by_class  # Normal windows have no precursor mask
     for cls, item in by_class.items():
-        values = [e["heads"]["magnitude"]["localisation"]["gradcam"]["relevance_mass_accuracy"] for e in journal
-                  if e["true"]["magnitude"] == cls and e["heads"]["magnitude"].get("mask_area_share")]
+        values = [
+            e["heads"]["magnitude"]["localisation"]["gradcam"]["relevance_mass_accuracy"]
+            for e in journal
+            if e["true"]["magnitude"] == cls and e["heads"]["magnitude"].get("mask_area_share")
+        ]
         assert item["n"] == len(values) > 0
         assert item["relevance_mass_accuracy"]["gradcam"]["mean"] == pytest.approx(np.mean(values))
     report = (tmp_path / "report.md").read_text()
@@ -82,11 +93,12 @@ def test_dataset_run_writes_compact_files_aggregates_and_trust_section(setup, tm
     saved = json.loads((tmp_path / "dataset_results.json").read_text())
     assert saved["run"]["peak_rss_mb"] > 0 and saved["n_samples"] == N
     # the comparison step picks the data-set results up and writes the trust section
-    from xai.compare import REPORT_FILE, compare_runs
+    from core.names import COMPARISON_REPORT
+    from xai.compare import compare_runs
 
     comparison = compare_runs([tmp_path], tmp_path / "comparison")
     assert comparison["trust"]["tiny"]["n_samples"] == N
-    compared = (tmp_path / "comparison" / REPORT_FILE).read_text()
+    compared = (tmp_path / "comparison" / COMPARISON_REPORT).read_text()
     assert "Can these explanations be trusted? — tiny" in compared and "| Grad-CAM |" in compared
 
 
@@ -116,8 +128,9 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(setup, tmp_pat
     assert resumed["run"]["resumed_from"] == 4
     straight = explain_dataset(bundle, explainers, source, records, tmp_path / "b", options)
     for name in ("gradcam__magnitude.npy", "saliency__azimuth.npy"):
-        np.testing.assert_array_equal(np.load(tmp_path / "a" / "heatmaps" / name),
-                                      np.load(tmp_path / "b" / "heatmaps" / name))
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "a" / "heatmaps" / name), np.load(tmp_path / "b" / "heatmaps" / name)
+        )
     assert resumed["heads_summary"] == straight["heads_summary"]
     assert resumed["trust"]["faithfulness"] == straight["trust"]["faithfulness"]
 
@@ -132,8 +145,14 @@ def test_torn_journal_line_is_cut_and_other_config_starts_afresh(setup, tmp_path
     assert len(read_journal(tmp_path)) == 5 and path.read_text().endswith("\n")
     again = explain_dataset(bundle, explainers, source, records, tmp_path, options)
     assert again["run"]["resumed_from"] == 5
-    changed = explain_dataset(bundle, explainers, source, records, tmp_path, _options(
-        randomisation_samples=0, faithfulness_samples=0, explained_class="true"))
+    changed = explain_dataset(
+        bundle,
+        explainers,
+        source,
+        records,
+        tmp_path,
+        _options(randomisation_samples=0, faithfulness_samples=0, explained_class="true"),
+    )
     assert changed["run"]["resumed_from"] == 0
 
 

@@ -23,12 +23,22 @@ def test_default_run_writes_figures_heatmaps_and_json(tiny_demo_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = run_dir / "efficientnet"
     results = json.loads((folder / "visualization_results.json").read_text())
-    for key in ("model", "model_file", "target_layer", "input_shape", "class_mappings", "methods", "environment",
-                "samples"):
+    for key in (
+        "model",
+        "model_file",
+        "target_layer",
+        "input_shape",
+        "class_mappings",
+        "methods",
+        "environment",
+        "samples",
+    ):
         assert key in results
     assert results["target_layer"] == "block5c_add"  # conf/model/efficientnet.yaml (measured choice)
     assert set(results["environment"]) >= {"tensorflow", "keras", "tf_keras_vis", "device"}
     assert results["methods"] == ["gradcam", "saliency", "smoothgrad"]
+    native = results["native_resolution"]  # {method: [h, w]} of the maps before resampling to the grid
+    assert list(native) == results["methods"] and native["saliency"] == results["input_shape"][:2]
     # default selection: one sample per non-Normal magnitude class
     assert sorted(s["true"]["magnitude"] for s in results["samples"]) == ["Large", "Medium", "Moderate"]
     for sample in results["samples"]:
@@ -49,6 +59,7 @@ def test_default_run_writes_figures_heatmaps_and_json(tiny_demo_run):
                     assert np.isfinite(grid).all()
                     display = npz[f"{method}__{head}__display"]
                     assert display.min() >= 0 and display.max() <= 1
+                    assert list(npz[f"{method}__{head}__native"].shape) == native[method]
             assert "axes_json" in npz.files
     assert not [p for p in run_dir.iterdir() if ".staging-" in p.name or ".old-" in p.name]  # no leftovers
 
@@ -61,12 +72,15 @@ def test_second_run_reuses_cached_model(tmp_path, tiny_cache, tiny_demo_run):
     assert "training it once" not in second.stderr + second.stdout
 
 
-@pytest.mark.parametrize("override, words", [
-    ("sample=No_Such_Sample", "No_Such_Sample"),
-    ("xai.heads=[magnitude,depth]", "depth"),
-    ("xai.explained_class=Gigantic", "Gigantic"),
-    ("model.target_layer=no_such_layer", "no_such_layer"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("sample=No_Such_Sample", "No_Such_Sample"),
+        ("xai.heads=[magnitude,depth]", "depth"),
+        ("xai.explained_class=Gigantic", "Gigantic"),
+        ("model.target_layer=no_such_layer", "no_such_layer"),
+    ],
+)
 def test_bad_requests_fail_cleanly(tmp_path, tiny_cache, tiny_demo_run, override, words):
     proc, run_dir = _explain(tmp_path, tiny_cache, override)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -80,8 +94,16 @@ def test_bad_requests_fail_cleanly(tmp_path, tiny_cache, tiny_demo_run, override
 
 def test_sweep_over_models_runs_comparison_and_compare_task_reproduces_it(tmp_path, tiny_cache):
     sweep_dir = tmp_path / "sweep"
-    proc = run_main(["-m", *TINY, f"paths.cache_dir={tiny_cache}", f"hydra.sweep.dir={sweep_dir}",
-                     "model=vgg16,efficientnet", "xai=gradcam"])
+    proc = run_main(
+        [
+            "-m",
+            *TINY,
+            f"paths.cache_dir={tiny_cache}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "model=vgg16,efficientnet",
+            "xai=gradcam",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = sweep_dir / "comparison"
     for name in ("comparison.json", "GRADCAM_COMPARISON_REPORT.md", "confidence_comparison.png"):
@@ -89,8 +111,15 @@ def test_sweep_over_models_runs_comparison_and_compare_task_reproduces_it(tmp_pa
     assert list(comparison.glob("*_comparison.png"))
     data = json.loads((comparison / "comparison.json").read_text())
     assert sorted(data["models"]) == ["efficientnet", "vgg16"]
-    again = run_main(["task=compare", f"task.folders=[{sweep_dir}]", f"task.out_dir={tmp_path / 'again'}",
-                      f"hydra.run.dir={tmp_path / 'compare_run'}", f"paths.cache_dir={tiny_cache}"])
+    again = run_main(
+        [
+            "task=compare",
+            f"task.folders=[{sweep_dir}]",
+            f"task.out_dir={tmp_path / 'again'}",
+            f"hydra.run.dir={tmp_path / 'compare_run'}",
+            f"paths.cache_dir={tiny_cache}",
+        ]
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "again" / "comparison.json").read_text() == (comparison / "comparison.json").read_text()
 
@@ -110,11 +139,21 @@ def test_sweep_with_a_corrupt_sample_finishes_other_jobs_and_exits_nonzero(tmp_p
     broken.write_bytes(broken.read_bytes()[:100])
     sweep_dir = tmp_path / "sweep"
     not_demo = [arg for arg in TINY if not arg.startswith("data.generator")]
-    proc = run_main(["-m", *not_demo, f"paths.cache_dir={tiny_cache}", f"hydra.sweep.dir={sweep_dir}", "xai=gradcam",
-                     "data=csv", f"data.metadata_csv={data / 'metadata.csv'}", "data.axes_file=axes.json",
-                     f"model.file={_demo_model(tiny_cache) / 'model.keras'}",
-                     f"model.class_mappings={_demo_model(tiny_cache) / 'class_mappings.json'}",
-                     f"sample={','.join(names)}"])
+    proc = run_main(
+        [
+            "-m",
+            *not_demo,
+            f"paths.cache_dir={tiny_cache}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "xai=gradcam",
+            "data=csv",
+            f"data.metadata_csv={data / 'metadata.csv'}",
+            "data.axes_file=axes.json",
+            f"model.file={_demo_model(tiny_cache) / 'model.keras'}",
+            f"model.class_mappings={_demo_model(tiny_cache) / 'class_mappings.json'}",
+            f"sample={','.join(names)}",
+        ]
+    )
     assert proc.returncode != 0
     statuses = list(sweep_dir.rglob("status.json"))
     assert statuses, proc.stderr[-4000:]

@@ -29,7 +29,7 @@ from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
 from models.loading import bundle_from_model
 from tests.conftest import FEW_SMOOTHGRAD_SAMPLES, ROOT, TINY, run_main, tiny_model
-from xai.dataset import JOURNAL, DatasetOptions, explain_dataset, read_journal
+from xai.dataset import JOURNAL, DatasetFigures, DatasetOptions, explain_dataset, read_journal
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.gradcam_plus_plus import GradcamPlusPlus
 from xai.explainers.saliency import Saliency
@@ -41,14 +41,6 @@ SPEC = SpectrogramConfig(grid=(32, 32))
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> DemoDataSource:
     return DemoDataSource(tmp_path_factory.mktemp("cache"), {"n_samples": 24}, SPEC)
-
-
-@pytest.fixture
-def no_class_mean_figures(monkeypatch):
-    """Skip the (slow, irrelevant here) class-mean figures of the aggregation step."""
-    import xai.render
-
-    monkeypatch.setattr(xai.render, "render_class_means", lambda path, **kwargs: Path(path))
 
 
 def _bundle(source, seed: int = 0):
@@ -63,7 +55,7 @@ def _options(**kw) -> DatasetOptions:
 
 
 # --------------------------------------------------------------------------- point 6: determinism
-def test_dataset_runs_are_byte_identical(source, tmp_path, no_class_mean_figures):
+def test_dataset_runs_are_byte_identical(source, tmp_path):
     """Same model config, data and options twice (fresh model, fresh explainers, other global RNG
     state in between): identical heatmap files, journal lines and aggregated results."""
     records = source.records()[:6]  # batches of 4 and 2
@@ -71,8 +63,11 @@ def test_dataset_runs_are_byte_identical(source, tmp_path, no_class_mean_figures
 
     def run(folder: Path, disturb: bool) -> dict:
         bundle = _bundle(source, seed=0)
-        explainers = {"gradcam": GradCAM(bundle), "saliency": Saliency(bundle),
-                      "smoothgrad": SmoothGrad(bundle, smooth_samples=2, seed=0)}
+        explainers = {
+            "gradcam": GradCAM(bundle),
+            "saliency": Saliency(bundle),
+            "smoothgrad": SmoothGrad(bundle, smooth_samples=2, seed=0),
+        }
         if disturb:  # other global random state: an unseeded SmoothGrad would draw other noise
             np.random.seed(123)
             tf.random.uniform((3,))
@@ -94,8 +89,19 @@ def test_dataset_runs_are_byte_identical(source, tmp_path, no_class_mean_figures
     assert not np.allclose(smooth, plain)
 
 
-_VOLATILE_KEYS = {"seconds", "seconds_this_process", "peak_rss_mb", "rss_trace_mb", "rss_growth_after_warmup",
-                  "timestamp", "created", "started", "finished", "elapsed", "wall_seconds"}
+_VOLATILE_KEYS = {
+    "seconds",
+    "seconds_this_process",
+    "peak_rss_mb",
+    "rss_trace_mb",
+    "rss_growth_after_warmup",
+    "timestamp",
+    "created",
+    "started",
+    "finished",
+    "elapsed",
+    "wall_seconds",
+}
 
 
 def _scrub(value, run_dir: Path):
@@ -131,11 +137,14 @@ def test_same_config_twice_gives_identical_json_and_npz(tmp_path, tiny_cache, ti
 
 
 # --------------------------------------------------------------------------- point 5: tracing, figures
-def test_compiled_functions_trace_once_over_batches_and_a_short_last_batch(source, tmp_path, no_class_mean_figures):
+def test_compiled_functions_trace_once_over_batches_and_a_short_last_batch(source, tmp_path):
     bundle = _bundle(source, seed=1)  # a fresh graph: its compiled functions start untraced
-    explainers = {"gradcam": GradCAM(bundle), "saliency": Saliency(bundle),
-                  "smoothgrad": SmoothGrad(bundle, smooth_samples=2),
-                  "gradcam_plus_plus": GradcamPlusPlus(bundle)}
+    explainers = {
+        "gradcam": GradCAM(bundle),
+        "saliency": Saliency(bundle),
+        "smoothgrad": SmoothGrad(bundle, smooth_samples=2),
+        "gradcam_plus_plus": GradcamPlusPlus(bundle),
+    }
     records = source.records()[:10]
     explain_dataset(bundle, explainers, source, records, tmp_path / "a", _options(batch_size=4))  # 4, 4, 2
 
@@ -143,14 +152,29 @@ def test_compiled_functions_trace_once_over_batches_and_a_short_last_batch(sourc
         scores = explainers["saliency"].models.compiled  # shared by saliency and SmoothGrad
         assert scores is explainers["smoothgrad"].models.compiled
         cam = explainers["gradcam_plus_plus"].models.compiled_cam(True)
-        functions = {f"gradcam.{head}": explainers["gradcam"].compiled_function(head)
-                     for head in ("magnitude", "azimuth")}
-        functions.update({"scores.function": scores.function, "scores.forward_and_vjp": scores.forward_and_vjp,
-                          "scores.vjp": scores.vjp, "cam.trunk": cam.trunk_function, "cam.head": cam.head_function})
+        functions = {
+            f"gradcam.{head}": explainers["gradcam"].compiled_function(head) for head in ("magnitude", "azimuth")
+        }
+        functions.update(
+            {
+                "scores.function": scores.function,
+                "scores.forward_and_vjp": scores.forward_and_vjp,
+                "scores.vjp": scores.vjp,
+                "cam.trunk": cam.trunk_function,
+                "cam.head": cam.head_function,
+            }
+        )
         return {name: fn.experimental_get_tracing_count() for name, fn in functions.items()}
 
-    expected = {"gradcam.magnitude": 1, "gradcam.azimuth": 1, "scores.function": 0, "scores.forward_and_vjp": 1,
-                "scores.vjp": 0, "cam.trunk": 1, "cam.head": 1}
+    expected = {
+        "gradcam.magnitude": 1,
+        "gradcam.azimuth": 1,
+        "scores.function": 0,
+        "scores.forward_and_vjp": 1,
+        "scores.vjp": 0,
+        "cam.trunk": 1,
+        "cam.head": 1,
+    }
     assert counts() == expected
     # other batch sizes (3, 3, 3, 1) in a second run: nothing traces again
     explain_dataset(bundle, explainers, source, records, tmp_path / "b", _options(batch_size=3))
@@ -162,8 +186,14 @@ def test_rss_stays_flat_over_520_samples(tmp_path):
     """The acceptance measurement: ``python -m benchmarks.dataset_memory --samples 520`` (EfficientNet-B0
     at 64x64, Grad-CAM + saliency, batches of 16 in one process) grows <= 10 % after warm-up."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.dataset_memory", "--samples", "520", "--out",
-                           str(tmp_path / "bench")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.dataset_memory", "--samples", "520", "--out", str(tmp_path / "bench")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "bench" / "dataset_memory.json").read_text())
     trace = report["rss_trace_mb"]
@@ -174,7 +204,7 @@ def test_rss_stays_flat_over_520_samples(tmp_path):
 
 def test_rendered_figures_are_closed_and_freed(source, tmp_path, monkeypatch):
     """Per-sample and class-mean figures of a data-set run: none left in pyplot, none referenced."""
-    from xai.render import render_sample_figure
+    from xai.render import render_class_means, render_sample_figure
 
     created: list[weakref.ref] = []
     original_init = Figure.__init__
@@ -186,10 +216,18 @@ def test_rendered_figures_are_closed_and_freed(source, tmp_path, monkeypatch):
     monkeypatch.setattr(Figure, "__init__", tracking_init)
     bundle = _bundle(source)
     records = source.records()[:3]
-    explain_dataset(bundle, {"gradcam": GradCAM(bundle)}, source, records, tmp_path, _options(figures=2),
-                    render=render_sample_figure)
+    explain_dataset(
+        bundle,
+        {"gradcam": GradCAM(bundle)},
+        source,
+        records,
+        tmp_path,
+        _options(figures=2),
+        figures=DatasetFigures(sample=render_sample_figure, class_means=render_class_means),
+    )
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(
-        f"{r.name}_visualization.png" for r in records[:2])
+        f"{r.name}_visualization.png" for r in records[:2]
+    )
     assert (tmp_path / "class_means_gradcam.png").is_file()
     assert len(created) >= 3  # two sample figures and the class means
     gc.collect()
@@ -308,12 +346,14 @@ def test_json_write_that_fails_after_writing_leaves_the_old_file_and_no_temp(tmp
 def test_checkpoint_that_fails_midway_leaves_no_model_in_the_cache(source, tmp_path, monkeypatch):
     """A model save that dies half-way: no ``model.keras``, no temp file, no cached model folder
     (a later run would otherwise load a broken checkpoint)."""
+    import hydra
     import keras
     from omegaconf import OmegaConf
 
     import models.training as training
 
-    model_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "efficientnet.yaml"), resolve=False)
+    with hydra.initialize_config_dir(str(ROOT / "conf"), version_base=None):  # conf/model/_base.yaml + efficientnet
+        model_cfg = OmegaConf.to_container(hydra.compose("config", overrides=["model=efficientnet"]).model)
     model_cfg["builder"].update(input_shape=[32, 32, 3], seed=0)
     model_cfg["training"].update(stages=[], epochs=1)
     monkeypatch.setattr(training, "_fit", lambda *args, **kwargs: {"loss": [1.0]})  # no real training
@@ -339,14 +379,24 @@ def test_checkpoint_that_fails_midway_leaves_no_model_in_the_cache(source, tmp_p
 def test_killed_dataset_run_resumes_and_skips_finished_samples(tmp_path, tiny_cache, tiny_demo_run):
     assert tiny_demo_run[0].returncode == 0, tiny_demo_run[0].stderr[-3000:]
     run_dir = tmp_path / "run"
-    args = [*TINY, f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={run_dir}", "task=dataset", "task.split=all",
-            "task.batch_size=1", "task.faithfulness_samples=0", "task.randomisation_samples=0",
-            "task.bootstrap_resamples=50", "xai=gradcam"]
+    args = [
+        *TINY,
+        f"paths.cache_dir={tiny_cache}",
+        f"hydra.run.dir={run_dir}",
+        "task=dataset",
+        "task.split=all",
+        "task.batch_size=1",
+        "task.faithfulness_samples=0",
+        "task.randomisation_samples=0",
+        "task.bootstrap_resamples=50",
+        "xai=gradcam",
+    ]
     journal = run_dir / "efficientnet.partial" / JOURNAL
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     with open(tmp_path / "killed.log", "w") as log_file:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
         try:
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline and proc.poll() is None:

@@ -1,4 +1,4 @@
-"""Shortcut detection on the synthetic benchmark (issue "trust", point 5).
+"""Shortcut detection on the synthetic benchmark: does a model exploit a planted cue, and do the maps show it?
 
 A variant of the demo data set plants a spurious cue correlated with the labels: a narrow-band
 line (default 30 mHz) present only in Normal windows, mimicking Normal samples drawn from quiet
@@ -22,6 +22,7 @@ import numpy as np
 from core.errors import ConfigError
 from geomag.axes import SpectrogramAxes
 from xai.explainers.base import to_grid
+from xai.pipeline import batches
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,15 @@ def prediction_effects(bundle: Any, source: Any, records: Sequence, normal: str 
     }
 
 
-def explanation_effects(bundle: Any, explainers: Mapping[str, Any], source: Any, records: Sequence,
-                        frequency_hz: float, batch_size: int = 16, normal: str = "Normal") -> dict:
+def explanation_effects(
+    bundle: Any,
+    explainers: Mapping[str, Any],
+    source: Any,
+    records: Sequence,
+    frequency_hz: float,
+    batch_size: int = 16,
+    normal: str = "Normal",
+) -> dict:
     """Per method (magnitude head, predicted class): relevance mass on the cue rows for Normal
     windows and on the planted precursor for the others, with the area shares for reference."""
     from xai.metrics.localisation import relevance_mass_accuracy
@@ -78,8 +86,8 @@ def explanation_effects(bundle: Any, explainers: Mapping[str, Any], source: Any,
     cue_mass: dict[str, list] = {m: [] for m in explainers}
     precursor_mass: dict[str, list] = {m: [] for m in explainers}
     precursor_area: list[float] = []
-    for start in range(0, len(records), batch_size):
-        batch = records[start:start + batch_size]
+    for begin, end in batches(len(records), int(batch_size)):
+        batch = records[begin:end]
         grids = np.stack([source.load(r).image for r in batch]).astype(np.float32)
         inputs = bundle.prepare(grids)
         normal_rows = np.array([r.magnitude_class == normal for r in batch])
@@ -91,12 +99,17 @@ def explanation_effects(bundle: Any, explainers: Mapping[str, Any], source: Any,
             if normal_rows.any():  # a batch may hold no Normal window, or nothing else
                 cue_mass[method].extend(relevance_mass_accuracy(maps[normal_rows], cue_masks[normal_rows]).tolist())
             if (~normal_rows).any():
-                precursor_mass[method].extend(
-                    relevance_mass_accuracy(maps[~normal_rows], masks[~normal_rows]).tolist())
+                precursor_mass[method].extend(relevance_mass_accuracy(maps[~normal_rows], masks[~normal_rows]).tolist())
     out["precursor_area_share"] = _mean(precursor_area)
-    out["methods"] = {m: {"cue_mass_normal": _mean(cue_mass[m]), "precursor_mass_other": _mean(precursor_mass[m]),
-                          "n_normal": int(np.isfinite(cue_mass[m]).sum()),
-                          "n_other": int(np.isfinite(precursor_mass[m]).sum())} for m in explainers}
+    out["methods"] = {
+        m: {
+            "cue_mass_normal": _mean(cue_mass[m]),
+            "precursor_mass_other": _mean(precursor_mass[m]),
+            "n_normal": int(np.isfinite(cue_mass[m]).sum()),
+            "n_other": int(np.isfinite(precursor_mass[m]).sum()),
+        }
+        for m in explainers
+    }
     return out
 
 
@@ -118,7 +131,7 @@ def _rows_hz(axes: SpectrogramAxes, mask: np.ndarray) -> list[float]:
 
 
 def verdict(results: Mapping) -> list[str]:
-    """Plain-language conclusions from the numbers of :func:`run_study`."""
+    """Plain-language conclusions from the study's numbers (the ``shortcut_results.json`` of ``task=shortcut``)."""
     lines = []
     sc = results["models"].get("shortcut")
     if not sc:
@@ -126,13 +139,15 @@ def verdict(results: Mapping) -> list[str]:
     p = sc["predictions"]
     removed, everywhere = p["cue_removed"], p["cue_everywhere"]
     trained = p["as_trained"]
-    exploits = (trained["normal_recall"] or 0) - (removed["normal_recall"] or 0) >= 0.3 or \
-        (everywhere["precursor_called_normal"] or 0) - (trained["precursor_called_normal"] or 0) >= 0.3
+    exploits = (trained["normal_recall"] or 0) - (removed["normal_recall"] or 0) >= 0.3 or (
+        everywhere["precursor_called_normal"] or 0
+    ) - (trained["precursor_called_normal"] or 0) >= 0.3
     lines.append(
         f"The model trained with the cue {'exploits' if exploits else 'does not measurably exploit'} it: Normal "
         f"recall {_pct(trained['normal_recall'])} with the cue, {_pct(removed['normal_recall'])} with it removed; "
         f"precursor windows called Normal {_pct(trained['precursor_called_normal'])} → "
-        f"{_pct(everywhere['precursor_called_normal'])} when every window carries the cue.")
+        f"{_pct(everywhere['precursor_called_normal'])} when every window carries the cue."
+    )
     explained = sc["explanations"]
     area = explained["cue_area_share"]
     control = results["models"].get("clean", {}).get("explanations", {}).get("methods", {})
@@ -147,7 +162,8 @@ def verdict(results: Mapping) -> list[str]:
             f"{method}: {mass:.2f} of the relevance of Normal windows lies on the cue rows ({ratio:.1f}× their "
             f"area share {area:.3f}"
             + (f"; model trained without the cue: {ctrl:.2f}, {vs_control:.1f}×" if ctrl else "")
-            + f") — {_explanation_verdict(ratio, vs_control)}.")
+            + f") — {_explanation_verdict(ratio, vs_control)}."
+        )
     return lines
 
 
@@ -160,8 +176,10 @@ def _explanation_verdict(vs_area: float, vs_control: float) -> str:
     if vs_control >= MASS_VS_CONTROL:
         return "the explanation shifts towards the cue compared with the control model, but too little to see"
     if vs_area >= MASS_VS_AREA:
-        return ("the map favours the cue rows, but as much for the model that never saw the cue: "
-                "it does not reveal the shortcut")
+        return (
+            "the map favours the cue rows, but as much for the model that never saw the cue: "
+            "it does not reveal the shortcut"
+        )
     return "the explanation does not reveal the shortcut"
 
 
@@ -170,26 +188,36 @@ def _pct(value: float | None) -> str:
 
 
 def report(results: Mapping) -> str:
-    lines = ["# Shortcut detection", "",
-             f"Cue: a {results['frequency_hz'] * 1e3:g} mHz line of {results['rms_nT']:g} nT RMS in every component "
-             f"of Normal windows only. Evaluation: {results['n_samples']} fresh samples (seed {results['seed']}), "
-             "each in three counterfactual copies.", ""]
+    lines = [
+        "# Shortcut detection",
+        "",
+        f"Cue: a {results['frequency_hz'] * 1e3:g} mHz line of {results['rms_nT']:g} nT RMS in every component "
+        f"of Normal windows only. Evaluation: {results['n_samples']} fresh samples (seed {results['seed']}), "
+        "each in three counterfactual copies.",
+        "",
+    ]
     lines.append("| model | variant | magnitude accuracy | Normal recall | precursor windows called Normal |")
     lines.append("|---|---|---|---|---|")
     for name, model in results["models"].items():
         for variant in VARIANTS:
             p = model["predictions"][variant]
-            lines.append(f"| {name} | {variant.replace('_', ' ')} | {_pct(p['magnitude_accuracy'])} | "
-                         f"{_pct(p['normal_recall'])} | {_pct(p['precursor_called_normal'])} |")
+            lines.append(
+                f"| {name} | {variant.replace('_', ' ')} | {_pct(p['magnitude_accuracy'])} | "
+                f"{_pct(p['normal_recall'])} | {_pct(p['precursor_called_normal'])} |"
+            )
     lines.append("")
-    lines.append("| model | method | relevance on cue rows (Normal windows) | cue area share | "
-                 "relevance on precursor (other windows) | precursor area share |")
+    lines.append(
+        "| model | method | relevance on cue rows (Normal windows) | cue area share | "
+        "relevance on precursor (other windows) | precursor area share |"
+    )
     lines.append("|---|---|---|---|---|---|")
     for name, model in results["models"].items():
         e = model["explanations"]
         for method, item in e["methods"].items():
-            lines.append(f"| {name} | {method} | {_fmt(item['cue_mass_normal'])} | {e['cue_area_share']:.3f} | "
-                         f"{_fmt(item['precursor_mass_other'])} | {_fmt(e['precursor_area_share'])} |")
+            lines.append(
+                f"| {name} | {method} | {_fmt(item['cue_mass_normal'])} | {e['cue_area_share']:.3f} | "
+                f"{_fmt(item['precursor_mass_other'])} | {_fmt(e['precursor_area_share'])} |"
+            )
     lines.append("")
     lines.extend(f"- {line}" for line in verdict(results))
     return "\n".join(lines) + "\n"

@@ -200,14 +200,14 @@ def deletion_insertion(
     steps: int = 10,
     seed: int = 0,
     baseline: np.ndarray | float | None = None,
-    batch_size: int = 64,
 ) -> dict[str, np.ndarray]:
     """Deletion and insertion AUC of one head's grid heatmaps, and of a random cell order (Petsiuk et al., 2018).
 
     ``heatmaps``: ``(B, rows, cols)`` on the grids' grid; ``class_indices``: ``(B,)`` explained
     classes of ``head``.  Returns ``{'deletion_auc', 'insertion_auc', 'random_deletion_auc',
     'random_insertion_auc'}``, each ``(B,)``; a faithful map has deletion below and insertion above
-    the random values.
+    the random values.  The perturbed grids are evaluated in :func:`perturbation_curves`' default
+    batches; call it directly for another batch size.
     """
     x = _check_grids(grids)
     maps = _check_heatmaps(heatmaps)
@@ -221,6 +221,6 @@ def deletion_insertion(
     result: dict[str, np.ndarray] = {}
     for prefix, order in orders.items():
         for mode in MODES:
-            curves = perturbation_curves(predict, x, order, classes, mode, steps, base, batch_size)
+            curves = perturbation_curves(predict, x, order, classes, mode, steps, base)
             result[f"{prefix}{mode}_auc"] = area_under_curve(curves[str(head)])
     return result

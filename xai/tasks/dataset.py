@@ -16,9 +16,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from core.errors import ConfigError
-from xai.dataset import DatasetOptions, explain_dataset
+from core.text import plain
+from xai.dataset import DatasetFigures, DatasetOptions, RunInfo, explain_dataset
+from xai.explainers import build_explainers
 from xai.runtime import output_dir
-from xai.tasks.explain import build_explainers, resolve_model
+from xai.tasks.explain import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +37,17 @@ def select_records(split: str, source, resolved, cfg: DictConfig, fresh: dict | 
         if not isinstance(source, DemoDataSource):
             raise ConfigError("task.split=fresh generates new demo samples; it needs data=demo")
         generator = {**OmegaConf.to_container(cfg.data.generator, resolve=True), **(fresh or {})}
-        source = DemoDataSource(cfg.paths.cache_dir, generator=generator,
-                                spectrogram=OmegaConf.to_container(cfg.spectrogram, resolve=True))
+        source = DemoDataSource(
+            cfg.paths.cache_dir, generator=generator, spectrogram=OmegaConf.to_container(cfg.spectrogram, resolve=True)
+        )
         records = source.records()
     elif split == "all":
         records = source.records()
     else:
         if not resolved.split:
-            raise ConfigError(f"task.split={split}: this model has no recorded split (only demo models do); "
-                              "use task.split=all")
+            raise ConfigError(
+                f"task.split={split}: this model has no recorded split (only demo models do); use task.split=all"
+            )
         records = [r for r in source.records() if resolved.split.get(r.name) == split]
     if limit:
         records = records[: int(limit)]
@@ -52,34 +56,46 @@ def select_records(split: str, source, resolved, cfg: DictConfig, fresh: dict | 
     return source, records
 
 
-def run(cfg: DictConfig, split: str = "test", fresh: dict | None = None, limit: int | None = None,
-        **options) -> Path:
+def run(cfg: DictConfig, split: str = "test", fresh: dict | None = None, limit: int | None = None, **options) -> Path:
     """The data-set task; returns the model's output folder."""
     from models.device import configure_devices
-    from xai.render import render_sample_figure
+    from xai.render import render_class_means, render_sample_figure
 
     configure_devices(bool(cfg.runtime.mixed_precision))
     source = hydra.utils.instantiate(cfg.data)
     resolved = resolve_model(cfg, source)
     bundle = resolved.bundle
-    fresh = OmegaConf.to_container(fresh, resolve=True) if OmegaConf.is_config(fresh) else fresh
-    source, records = select_records(str(split), source, resolved, cfg, fresh, limit)
-    plain = {k: (OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v) for k, v in options.items()}
-    explained = cfg.xai.explained_class
+    source, records = select_records(str(split), source, resolved, cfg, plain(fresh), limit)
     try:
-        settings = DatasetOptions(heads=[str(h) for h in cfg.xai.heads], seed=int(cfg.seed),
-                                  explained_class=OmegaConf.to_container(explained) if OmegaConf.is_config(explained)
-                                  else explained, **plain)
+        settings = DatasetOptions(
+            heads=[str(h) for h in cfg.xai.heads],
+            seed=int(cfg.seed),
+            explained_class=plain(cfg.xai.explained_class),
+            **{k: plain(v) for k, v in options.items()},
+        )
     except TypeError as exc:
         raise ConfigError(f"task: {exc}") from None
     explainers = build_explainers(cfg.xai.methods, bundle)
-    log.info("data-set mode: %d samples (split %s) with %s on heads %s", len(records), split, list(explainers),
-             list(settings.heads))
+    log.info(
+        "data-set mode: %d samples (split %s) with %s on heads %s",
+        len(records),
+        split,
+        list(explainers),
+        list(settings.heads),
+    )
     final = output_dir() / bundle.name
     partial = final.with_name(final.name + ".partial")
     describe = {"selection": f"split {split}" + (f", first {limit}" if limit else ""), "data": source.describe()}
-    explain_dataset(bundle, explainers, source, records, partial, settings, splits=resolved.split,
-                    describe=describe, render=render_sample_figure)
+    explain_dataset(
+        bundle,
+        explainers,
+        source,
+        records,
+        partial,
+        settings,
+        info=RunInfo(splits=resolved.split, describe=describe),
+        figures=DatasetFigures(sample=render_sample_figure, class_means=render_class_means),
+    )
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.rename(final, old)

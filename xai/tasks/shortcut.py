@@ -12,14 +12,16 @@ from core.errors import ConfigError
 from core.io import atomic_write_json, atomic_write_text
 from geomag.sources import DemoDataSource
 from xai import shortcut
+from xai.explainers import build_explainers
 from xai.runtime import output_dir, staged_folder
-from xai.tasks.explain import build_explainers, resolve_model
+from xai.tasks.explain import resolve_model
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, n_samples: int = 120, seed: int = 11, batch_size: int = 16,
-        methods: list[str] | None = None) -> Path:
+def run(
+    cfg: DictConfig, n_samples: int = 120, seed: int = 11, batch_size: int = 16, methods: list[str] | None = None
+) -> Path:
     from models.device import configure_devices
 
     configure_devices(bool(cfg.runtime.mixed_precision))
@@ -33,11 +35,18 @@ def run(cfg: DictConfig, n_samples: int = 120, seed: int = 11, batch_size: int =
     if unknown:
         raise ConfigError(f"task.methods: {unknown} not in xai.methods ({list(cfg.xai.methods)})")
     classes = list(generator.get("magnitude_fractions") or {"Normal": 1}.keys())
-    variants = {name: DemoDataSource(cfg.paths.cache_dir, generator=gen, spectrogram=spectrogram)
-                for name, gen in shortcut.variant_generators(generator, classes, seed, n_samples).items()}
+    variants = {
+        name: DemoDataSource(cfg.paths.cache_dir, generator=gen, spectrogram=spectrogram)
+        for name, gen in shortcut.variant_generators(generator, classes, seed, n_samples).items()
+    }
     records = {name: source.records() for name, source in variants.items()}
-    results = {"frequency_hz": float(frequency), "rms_nT": float(generator.get("shortcut_rms_nT", 0.3)),
-               "n_samples": int(n_samples), "seed": int(seed), "models": {}}
+    results = {
+        "frequency_hz": float(frequency),
+        "rms_nT": float(generator.get("shortcut_rms_nT", 0.3)),
+        "n_samples": int(n_samples),
+        "seed": int(seed),
+        "models": {},
+    }
     clean_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     clean_cfg.data.generator.shortcut_frequency_hz = None
     for name, model_cfg in (("shortcut", cfg), ("clean", clean_cfg)):
@@ -51,8 +60,9 @@ def run(cfg: DictConfig, n_samples: int = 120, seed: int = 11, batch_size: int =
         results["models"][name] = {
             "model_dir": str(resolved.model_dir),
             "predictions": {v: shortcut.prediction_effects(bundle, variants[v], records[v]) for v in shortcut.VARIANTS},
-            "explanations": shortcut.explanation_effects(bundle, explainers, variants["as_trained"],
-                                                         records["as_trained"], float(frequency), batch_size),
+            "explanations": shortcut.explanation_effects(
+                bundle, explainers, variants["as_trained"], records["as_trained"], float(frequency), batch_size
+            ),
         }
     results["verdict"] = shortcut.verdict(results)
     with staged_folder(output_dir() / "shortcut") as folder:
