@@ -7,15 +7,28 @@ Quality plausibility thresholds (:class:`QualityThresholds`) come from the facts
 ``../shared/README.md`` (measured on the LUT days and from the literature):
 
 * quiet-day diurnal range is 35-60 nT in H and Z, so the standard deviation within one hour is
-  a few nT; an hourly std of **> 100 nT** is what a wrong byte layout gives (the README warns
-  that "hundreds of nT" means the reader has the layout wrong) and is only otherwise seen in
-  severe storms;
+  a few nT; an hourly std of **> 100 nT** is either a wrong byte layout (the README warns that
+  "hundreds of nT" means the reader has the layout wrong) or a severe storm. The two differ in
+  smoothness: a wrong layout scrambles the samples (the lag-1 autocorrelation of the worst hour is
+  near 0), a storm is a smooth, red variation (about 0.9999 at 1 s, e.g. the 10-11 May 2024 storm
+  at WIC). So a large but smooth hour is reported as an **activity note** (``activity_notes``:
+  physically plausible, see :mod:`geomag.activity`); a large and rough one (lag-1 autocorrelation
+  **< 0.5**), one **> 2,000 nT** (beyond the largest storm-time variation within an hour, which
+  reaches a few thousand nT peak to peak only in the auroral zone in the greatest storms), or one
+  in a component with a format signature below, is a format warning;
 * band RMS at LUT is 0.03-0.42 nT in Pc3/Pc4/Pc5/1-10 mHz; **> 50 nT** in any band is beyond
   even strong-storm pulsations at low latitude;
 * the quiet-day ULF power spectrum falls as f^-2 to f^-3 between 2 and 100 mHz: a log-log slope
   **> -1** (white, e.g. random bytes) or **< -5** (over-smoothed, wrong units) is implausible;
 * more than **20 %** missing samples makes band statistics unreliable;
-* the Earth's main field is below ~67,000 nT, so a mean magnitude **> 70,000 nT** is wrong.
+* the Earth's main field is below ~67,000 nT, so a mean magnitude **> 70,000 nT** is wrong, and a
+  field value beyond **+-80,000 nT** is impossible (the FRG-604RC invalid-data level);
+* a first difference of a multiple of 2^16 x 0.01 nT = 655.36 nT (2^24 x 0.01 nT is 256 of them),
+  give or take the field's own change between two samples (< 1 nT at 1 s, even in the May 2024
+  storm), is the signature of a wrong byte order or sign extension of 0.01-nT integer counts, never
+  of the field; two or more such steps are reported.
+
+Warnings say the data are impossible for the format; activity notes say they are disturbed.
 
 Band limits follow the IAGA pulsation classes (Jacobs et al., 1964): Pc3 22-100 mHz,
 Pc4 6.7-22 mHz, Pc5 1.7-6.7 mHz; the "ULF precursor band" of this field is 1-10 mHz.
@@ -53,6 +66,11 @@ SLOPE_RANGE_HZ = (2e-3, 100e-3)
 MIN_NPERSEG = 2048
 MAX_NPERSEG = 8192
 DETREND_KINDS = ("linear", "constant", "none")
+#: 2^16 counts of 0.01 nT: steps of a multiple of this are byte-order / sign-extension signatures.
+BYTE_STEP_NT = 2**16 * 0.01
+#: The field's own change between neighbouring samples that such a step carries (< 1 nT at 1 s, even in storms).
+BYTE_STEP_TOLERANCE_NT = 1.0
+MIN_BYTE_STEPS = 2
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,9 @@ class QualityThresholds:
     slope_min: float = -5.0
     slope_max: float = -1.0
     max_abs_mean_nt: float = 70_000.0
+    max_abs_value_nt: float = 80_000.0
+    min_lag1_autocorrelation: float = 0.5
+    max_plausible_hourly_std_nt: float = 2_000.0
 
 
 @dataclass
@@ -295,15 +316,44 @@ def _checked_bands(bands: Mapping[str, Sequence[float]] | None) -> dict[str, tup
     return out
 
 
-def _hourly_std(values: np.ndarray, interval_s: float) -> float | None:
+def _hourly_std(values: np.ndarray, interval_s: float) -> tuple[float | None, float | None]:
+    """Largest standard deviation of the hours of ``values`` and the lag-1 autocorrelation of that hour."""
     chunk = max(1, int(round(3600.0 / interval_s)))
-    stds = []
+    worst: tuple[float, np.ndarray] | None = None
     for start in range(0, values.size, chunk):
         piece = values[start : start + chunk]
-        piece = piece[np.isfinite(piece)]
-        if piece.size >= max(2, min(chunk, values.size) // 2):
-            stds.append(float(piece.std()))
-    return max(stds) if stds else None
+        good = piece[np.isfinite(piece)]
+        if good.size >= max(2, min(chunk, values.size) // 2) and (worst is None or good.std() > worst[0]):
+            worst = (float(good.std()), piece)
+    if worst is None:
+        return None, None
+    piece = worst[1]
+    steps = np.diff(piece)
+    steps = steps[np.isfinite(steps)]
+    variance = float(np.nanvar(piece))
+    if not steps.size or variance == 0.0:
+        return worst[0], None
+    return worst[0], float(1.0 - np.mean(steps**2) / (2.0 * variance))
+
+
+def _format_signatures(name: str, values: np.ndarray, limits: QualityThresholds) -> list[str]:
+    """Warnings for values impossible in any field record: beyond +-80,000 nT, or byte-sized steps."""
+    found = []
+    beyond = int(np.sum(np.abs(values[np.isfinite(values)]) > limits.max_abs_value_nt))
+    if beyond:
+        found.append(
+            f"{name}: {beyond} samples beyond +-{limits.max_abs_value_nt:,.0f} nT "
+            "(impossible for a field value: invalid-data marker or wrong byte layout)"
+        )
+    steps = np.abs(np.diff(values))
+    steps = steps[np.isfinite(steps) & (steps >= BYTE_STEP_NT - BYTE_STEP_TOLERANCE_NT)]
+    near = int(np.sum(np.abs(steps - np.round(steps / BYTE_STEP_NT) * BYTE_STEP_NT) < BYTE_STEP_TOLERANCE_NT))
+    if near >= MIN_BYTE_STEPS:
+        found.append(
+            f"{name}: {near} steps of a multiple of {BYTE_STEP_NT:g} nT (2^16 x 0.01 nT, within "
+            f"{BYTE_STEP_TOLERANCE_NT:g} nT): wrong byte order or sign extension"
+        )
+    return found
 
 
 def _spectral_quality(
@@ -354,6 +404,7 @@ def _component_quality(
     report: dict,
     bands: Mapping[str, tuple[float, float]],
     limits: QualityThresholds,
+    field_nT: bool = True,
 ) -> dict:
     """One component's statistics and plausibility warnings (its entry in ``report["components"]``)."""
     values = np.asarray(values, dtype=np.float64)
@@ -381,18 +432,28 @@ def _component_quality(
     good = values[finite]
     entry["mean_nT"] = float(good.mean())
     entry["std_nT"] = float(good.std())
-    entry["max_hourly_std_nT"] = _hourly_std(values, report["sampling_interval_s"])
+    entry["max_hourly_std_nT"], rho = _hourly_std(values, report["sampling_interval_s"])
     if abs(entry["mean_nT"]) > limits.max_abs_mean_nt:
         comp_warnings.append(
             f"{name}: mean {entry['mean_nT']:.0f} nT exceeds the Earth's field (> {limits.max_abs_mean_nt:g} nT)"
         )
     if entry["std_nT"] == 0.0:
         comp_warnings.append(f"{name}: constant signal (stuck sensor or fill value?)")
+    signatures = _format_signatures(name, values, limits) if field_nT else []
     hourly = entry["max_hourly_std_nT"]
     if hourly is not None and hourly > limits.max_hourly_std_nt:
-        comp_warnings.append(
-            f"{name}: hourly std {hourly:.1f} nT > {limits.max_hourly_std_nt:g} nT (wrong byte layout or units?)"
-        )
+        entry["worst_hour_lag1_autocorrelation"] = rho
+        text = f"{name}: hourly std {hourly:.1f} nT > {limits.max_hourly_std_nt:g} nT"
+        smooth = rho is not None and rho >= limits.min_lag1_autocorrelation
+        if smooth and hourly <= limits.max_plausible_hourly_std_nt and not signatures:
+            report["activity_notes"].append(
+                f"{text}, smooth (lag-1 autocorrelation {rho:.4f}): a large but physically plausible variation "
+                "(geomagnetic disturbance, see geomag.activity), not a file-format problem"
+            )
+        else:
+            rough = "" if smooth or rho is None else f"; rough from sample to sample (lag-1 autocorrelation {rho:.2f})"
+            comp_warnings.append(f"{text} (wrong byte layout or units?){rough}")
+    comp_warnings += signatures
     if report["nperseg"] is not None and entry["std_nT"] > 0.0:
         comp_warnings += _spectral_quality(name, values, entry, report, bands, limits)
     entry["warnings"] = comp_warnings
@@ -409,9 +470,10 @@ def quality_report(
     For each component: ``missing_fraction``, ``mean_nT``, ``std_nT``, ``max_hourly_std_nT``,
     ``band_rms_nT`` (sqrt of the Welch PSD integrated over each band; ``nperseg`` >= 2048 on
     the linearly gap-filled data) and ``spectral_slope`` (log-log fit of the PSD over 2-100 mHz),
-    plus ``warnings``. The top-level ``warnings`` list gathers all of them; ``ok`` is True
-    when there is none. Values that cannot be computed (too short, band above Nyquist) are
-    None and explained in ``notes``.
+    plus ``warnings``. The top-level ``warnings`` list gathers all of them (data impossible for the
+    format); ``ok`` is True when there is none. ``activity_notes`` lists large but smooth, physically
+    plausible variation (a disturbed window, not a format problem; it leaves ``ok`` True). Values that
+    cannot be computed (too short, band above Nyquist) are None and explained in ``notes``.
     """
     series = window_or_series.series if isinstance(window_or_series, PreEventWindow) else window_or_series
     limits = thresholds or QualityThresholds()
@@ -431,15 +493,21 @@ def quality_report(
         "thresholds": dataclasses.asdict(limits),
         "components": {},
         "warnings": [],
+        "activity_notes": [],
         "notes": [],
     }
     if nperseg is None:
         report["notes"].append(f"{n} samples: too short for spectra (need >= {MIN_NPERSEG})")
+    units = (series.metadata or {}).get("units") or {}
     for name, values in series.components.items():
-        report["warnings"].extend(_component_quality(name, values, report, band_limits, limits)["warnings"])
+        field_nT = str(units.get(name) or "nT").strip().lower().startswith("nt")
+        entry = _component_quality(name, values, report, band_limits, limits, field_nT)
+        report["warnings"].extend(entry["warnings"])
     report["ok"] = not report["warnings"]
     for text in report["warnings"]:
         logger.warning("%s: %s", series.source or series.station, text)
+    for text in report["activity_notes"]:
+        logger.info("%s: %s", series.source or series.station, text)
     return report
 
 

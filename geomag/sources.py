@@ -4,7 +4,8 @@
 (PNG/JPG), an array (``.npy``) or a raw file (IAGA-2002, INTERMAGNET ImagCDF ``.cdf`` or BMKG
 FRG-604RC, recognised by content; the row then needs an ``event_time`` column) that goes through the
 pre-processing pipeline. ``DemoDataSource`` generates the synthetic demo data set once (cached by a
-hash of its config) and then reads it through the same CSV code path.
+hash of its config) and then reads it through the same CSV code path. ``activity(record)`` gives a sample's
+geomagnetic activity (:class:`geomag.activity.WindowActivity`: K index, Kp/Dst, or a proxy, and a flag).
 
 Both are built by Hydra from ``conf/data/*.yaml`` with ``_convert_: all``, so their arguments arrive
 as plain dicts and lists.
@@ -15,12 +16,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import ConfigError, InputDataError
+from geomag.activity import ActivityConfig, WindowActivity
 from geomag.axes import SpectrogramAxes
 from geomag.dataset import ClassMappings, SampleRecord, load_metadata, resolve_data_path
 from geomag.images import IMAGE_SUFFIXES, ImageSpec, LoadedSpectrogram, load_spectrogram_image
@@ -76,6 +77,7 @@ class CsvDataSource:
         self.gaps = dict(self.spectrogram.extra.get("gaps") or {})
         self.detrend = str(self.spectrogram.extra.get("detrend", "linear"))
         self._records: list[SampleRecord] | None = None
+        self._proxy_levels: dict[str, object] | None = None
 
     def records(self) -> list[SampleRecord]:
         if self._records is None:
@@ -149,6 +151,57 @@ class CsvDataSource:
             raise InputDataError(path, "ground-truth mask must be a numeric or boolean .npy array")
         return mask.astype(bool)
 
+    def activity(self, record: SampleRecord, config: ActivityConfig | None = None) -> WindowActivity:
+        """The geomagnetic activity of a sample's window (:class:`geomag.activity.WindowActivity`).
+
+        Raw files: the local K index (read around the window) beside the user's ``kp``/``dst``/``index_csv``
+        columns (:mod:`geomag.indices`); other samples: those columns, else the ``activity_flag``/``activity_k``
+        columns the demo generator writes, else the grid proxy against this data set
+        (:mod:`geomag.disturbance_proxy`); ``config``: ``conf/activity/default.yaml`` as an ``ActivityConfig``.
+        """
+        from geomag.activity import column_activity, file_activity, window_of
+        from geomag.disturbance_proxy import DisturbanceProxy
+        from geomag.indices import IndexRequest, record_indices
+
+        config = config or ActivityConfig()
+        raw = record.path.suffix.lower() not in (*IMAGE_SUFFIXES, ".npy")
+        window_s = self.spectrogram.window_s if raw else self._image_window_s()
+        window = window_of(record.event_time, window_s) if record.event_time else None
+        row = self.records().index(record) + 2
+        request = IndexRequest(self.metadata_csv, row, self.root, window, self.allow_outside_root)
+        indices = record_indices(record.extra, request)
+        if raw:
+            if window is None:
+                raise InputDataError(self.metadata_csv, f"sample {record.name}: raw file needs an 'event_time' column")
+            return file_activity(record.path, window, config, indices)
+        activity = column_activity(record.extra, window, config, indices, f"{self.metadata_csv} row {row}")
+        if activity is None:
+            levels = self._grid_levels()
+            proxy = DisturbanceProxy.fit([level.level for level in levels.values()])
+            activity = proxy.activity(levels[record.name], config.thresholds)
+            if window is not None:
+                activity.window_start, activity.window_end = (str(t) for t in window)
+        activity.station = record.station
+        return activity
+
+    def _image_window_s(self) -> float:
+        if self.fixed_axes is not None:
+            return float(self.fixed_axes.window_s)
+        return float(self.image_spec.window_s) if self.image_spec is not None else self.spectrogram.window_s
+
+    def _grid_levels(self) -> dict:
+        """Proxy levels of every image/array sample of the data set (computed once)."""
+        from geomag.disturbance_proxy import grid_level
+
+        if self._proxy_levels is None:
+            levels = {}
+            for record in self.records():
+                if record.path.suffix.lower() in (*IMAGE_SUFFIXES, ".npy"):
+                    loaded = self.load(record)
+                    levels[record.name] = grid_level(loaded.image, loaded.axes, loaded.scalar)
+            self._proxy_levels = levels
+        return self._proxy_levels
+
     def describe(self) -> dict:
         return {"kind": type(self).__name__, "metadata_csv": str(self.metadata_csv), "root": str(self.root)}
 
@@ -162,10 +215,10 @@ class DemoDataSource(CsvDataSource):
         generator: Mapping | None = None,
         spectrogram: Mapping | SpectrogramConfig | None = None,
     ) -> None:
-        from geomag.synthetic import GeneratorConfig, generate_dataset
+        from geomag.synthetic import TUPLE_SETTINGS, GeneratorConfig, generate_dataset
 
         generator = dict(generator or {})
-        for key in ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio", "shortcut_classes"):
+        for key in TUPLE_SETTINGS:
             if key in generator:
                 generator[key] = tuple(generator[key])
         try:
@@ -185,4 +238,4 @@ class DemoDataSource(CsvDataSource):
         super().__init__(root / "metadata.csv", root=root, spectrogram=spec_cfg, axes_file="axes.json")
 
     def describe(self) -> dict:
-        return {**super().describe(), "generator": asdict(self.generator), "hash": self.hash}
+        return {**super().describe(), "generator": self.generator.as_dict(), "hash": self.hash}

@@ -20,6 +20,15 @@ The best possible azimuth accuracy is therefore Normal + 1/2 of {N,S} + 1/2 of {
 1/4 of the diagonals. We do not add unphysical cues to beat that bound.
 
 Each precursor comes with a ground-truth time-frequency mask on the spectrogram grid.
+
+Geomagnetic storms (``storm_fraction`` > 0, ``conf/data/demo_storms.yaml``): a share of the Normal windows
+carries a storm, still labelled Normal, because storms, not earthquakes, explain most claimed ULF anomalies
+(Masci 2011, PEPI 187; Thomas, Love & Johnston 2009, GRL 36). A storm adds a ring-current main phase
+(a depression of H by ``storm_depression_nT``, after a sudden commencement, deepest at local dusk, with an
+exponential recovery; Gonzalez et al. 1994, JGR 99), substorm bays (tens to a few hundred nT, mostly near
+local midnight; McPherron 1970), enhanced Pc5 (power x ``storm_pc5_power_gain``) and a broadband ULF
+enhancement in every component (power x ``storm_broadband_power_gain``). Every window's activity (local
+K index and flag, :mod:`geomag.activity`) is written to ``metadata.csv`` (``activity_flag``, ``activity_k``).
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import detrend
 
+from geomag.activity import classify, window_k
 from geomag.spectrogram import SpectrogramConfig, compute_spectrogram
+from geomag.timeseries import GeomagSeries
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +55,13 @@ AZIMUTH_CLASSES = ("Normal", "N", "NE", "E", "SE", "S", "SW", "W", "NW")
 SECTOR_ANGLE_DEG = {"N": 0.0, "NE": 45.0, "E": 90.0, "SE": 135.0, "S": 180.0, "SW": 225.0, "W": 270.0, "NW": 315.0}
 STATIONS = ("LUT", "MLB", "SCN", "TND", "GTO", "KPY", "LWA", "YOG", "PLU", "SBG")
 # separable azimuth groups under power spectrograms (documentation + evaluation helper)
+#: Generator settings that exist only for storms (left out of the hash while storms are off).
+STORM_KEYS = ("storm_fraction", "storm_depression_nT", "storm_pc5_power_gain", "storm_broadband_power_gain")
+#: Generator settings given as lists in YAML that the config holds as tuples.
+TUPLE_SETTINGS = ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio", "shortcut_classes",
+                  "storm_depression_nT", "storm_pc5_power_gain", "storm_broadband_power_gain")
+#: Longitude (deg E) of the demo stations (Indonesia: H peaks near 04-05 UT, local noon), for local time.
+DEMO_LONGITUDE_DEG = 120.0
 AZIMUTH_POWER_GROUPS = {"Normal": "Normal", "N": "H-only", "S": "H-only", "E": "D-only", "W": "D-only",
                         "NE": "H=D", "SE": "H=D", "SW": "H=D", "NW": "H=D"}
 
@@ -71,13 +89,27 @@ class GeneratorConfig:
     precursor_band_hz: tuple = (0.001, 0.01)
     z_ratio: tuple = (0.6, 0.9)
     azimuth_jitter_deg: float = 10.0
-    # issue "trust" point 5: a narrow-band artefact present only in Normal windows (off by default)
+    # a narrow-band artefact present only in some classes' windows (off by default)
     shortcut_frequency_hz: float | None = None
     shortcut_rms_nT: float = 0.3
     shortcut_classes: tuple = ("Normal",)        # magnitude classes whose windows carry the artefact
+    # geomagnetic storms in a share of the Normal windows (off by default)
+    storm_fraction: float = 0.0
+    storm_depression_nT: tuple = (100.0, 300.0)
+    storm_pc5_power_gain: tuple = (10.0, 30.0)
+    storm_broadband_power_gain: tuple = (3.0, 8.0)
+
+    def as_dict(self) -> dict:
+        """The settings as a dict; the storm settings only when storms are on (data sets without storms keep
+        their hash and description)."""
+        generator = asdict(self)
+        if not self.storm_fraction:
+            for key in STORM_KEYS:
+                del generator[key]
+        return generator
 
     def hash(self, spectrogram: SpectrogramConfig) -> str:
-        generator = asdict(self)
+        generator = self.as_dict()
         if tuple(generator["shortcut_classes"]) == ("Normal",):
             del generator["shortcut_classes"]  # the default: keeps earlier data-set hashes (and caches) valid
         payload = json.dumps({"generator": generator, "spectrogram": asdict(spectrogram)}, sort_keys=True,
@@ -183,6 +215,80 @@ def generate_window(
     return SyntheticWindow(out, magnitude_class, azimuth_class, precursor)
 
 
+def _background_psd(cfg: GeneratorConfig, f: np.ndarray) -> np.ndarray:
+    """The configured mean quiet background PSD of H (nT^2/Hz)."""
+    return cfg.background_psd_10mHz * (np.maximum(f, 3e-4) / 0.01) ** (-cfg.background_slope)
+
+
+def _ring_current(rng: np.random.Generator, cfg: GeneratorConfig, hours: np.ndarray, local: np.ndarray) -> tuple:
+    """Sudden commencement, main-phase depression (deepest at local dusk) and recovery of H (nT); its depth."""
+    depth = float(rng.uniform(*cfg.storm_depression_nT))
+    minimum_h = rng.uniform(-2.0, 8.0)  # Dst minimum, hours after the window start
+    main_h, recovery_h = rng.uniform(3.0, 8.0), rng.uniform(6.0, 15.0)
+    commencement = rng.uniform(15.0, 50.0)
+    since = hours - (minimum_h - main_h)
+    ramp = np.clip(since / main_h, 0.0, 1.0)
+    main = np.where(hours <= minimum_h, -depth * ramp**2 * (3 - 2 * ramp),
+                    -depth * np.exp(-(hours - minimum_h) / recovery_h))
+    sc = np.where(since >= 0, commencement * (1 - np.exp(-np.maximum(since, 0) * 30.0)) * np.exp(-since / 1.5), 0.0)
+    asymmetry = 1.0 + 0.3 * np.cos(2 * np.pi * (local - 18.0) / 24.0)
+    return main * asymmetry + sc, depth, main / depth
+
+
+def _substorm_bays(rng: np.random.Generator, hours: np.ndarray, local_start: float) -> tuple[dict, int]:
+    """Substorm bays in H, D, Z (nT): fast rise, slow decay, mostly near local midnight."""
+    bays = {name: np.zeros_like(hours) for name in ("H", "D", "Z")}
+    count = 0
+    for _ in range(rng.poisson(3.0)):
+        onset = rng.uniform(-1.0, hours[-1])
+        night = 0.5 + 0.5 * np.cos(2 * np.pi * (local_start + onset) / 24.0)  # 1 at local midnight
+        amplitude, rise, decay = rng.uniform(40.0, 250.0), rng.uniform(5.0, 15.0) / 60, rng.uniform(30.0, 90.0) / 60
+        share_d, share_z = rng.uniform(-0.5, 0.5), rng.uniform(-0.3, 0.3)
+        if rng.random() > 0.2 + 0.8 * night:
+            continue
+        x = np.maximum(hours - onset, 0.0)
+        peak_x = rise * np.log1p(decay / rise)
+        shape = (1 - np.exp(-x / rise)) * np.exp(-x / decay) / ((1 - np.exp(-peak_x / rise)) * np.exp(-peak_x / decay))
+        for name, share in (("H", 1.0), ("D", share_d), ("Z", share_z)):
+            bays[name] += share * amplitude * shape
+        count += 1
+    return bays, count
+
+
+def add_storm(
+    rng: np.random.Generator, cfg: GeneratorConfig, components: dict[str, np.ndarray], start_hour_ut: float
+) -> tuple[dict[str, np.ndarray], dict]:
+    """A geomagnetic storm added to a window's H, D, Z (re-quantised); returns the components and what was added.
+
+    Ring-current main phase with sudden commencement and recovery (Gonzalez et al. 1994), substorm bays
+    (McPherron 1970), Pc5 power x ``storm_pc5_power_gain`` (stronger in the main phase) and a broadband
+    ULF enhancement x ``storm_broadband_power_gain`` of the configured quiet background, in every component.
+    """
+    n = components["H"].size
+    t = np.arange(n, dtype=np.float64)
+    hours = t / 3600.0
+    local = (start_hour_ut + hours + DEMO_LONGITUDE_DEG / 15.0) % 24
+    ring, depth, main_shape = _ring_current(rng, cfg, hours, local)
+    bays, n_bays = _substorm_bays(rng, hours, float(local[0]))
+    broadband = float(rng.uniform(*cfg.storm_broadband_power_gain))
+    pc5_gain = float(rng.uniform(*cfg.storm_pc5_power_gain))
+    f = np.linspace(1.7e-3, 6.7e-3, 200)
+    pc5_quiet = float(np.trapezoid(_background_psd(cfg, f), f))  # nT^2 of quiet Pc5 in H
+    envelope = 0.5 - 0.5 * main_shape  # 0.5 .. 1: Pc5 strongest at the main-phase minimum
+    envelope /= np.sqrt(np.mean(envelope**2))
+    out = {}
+    for name, share in (("H", 1.0), ("D", 0.05), ("Z", 0.1)):
+        ratio = cfg.component_background_ratio[name]
+        extra = _shaped_noise(rng, n, lambda f, r=ratio: (broadband - 1.0) * r * _background_psd(cfg, f))
+        pc5_rms = np.sqrt(max(pc5_gain - broadband, 0.0) * ratio * pc5_quiet)
+        extra += pc5_rms * envelope * _band_noise(rng, n, 1.7e-3, 6.7e-3)
+        values = components[name] + share * ring + bays[name] + extra
+        out[name] = np.round(values / cfg.quantum_nT) * cfg.quantum_nT
+    info = {"depression_nT": depth, "substorm_bays": n_bays, "pc5_power_gain": pc5_gain,
+            "broadband_power_gain": broadband}
+    return out, info
+
+
 def draw_labels(rng: np.random.Generator, cfg: GeneratorConfig) -> list[tuple[str, str]]:
     """Class labels with the configured magnitude balance; azimuth uniform over sectors."""
     names = list(cfg.magnitude_fractions)
@@ -264,6 +370,61 @@ def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: Spectr
         return _generate_dataset(Path(root), cfg, spectrogram, 0)
 
 
+@dataclass
+class _Sample:
+    """One drawn window with its sample name, event time and metadata row."""
+
+    name: str
+    event_time: str
+    window: SyntheticWindow
+    row: dict
+
+
+def _activity_columns(components: dict[str, np.ndarray], station: str, event_time: str, window_s: float) -> dict:
+    """``activity_flag`` and ``activity_k`` of a 1-second window ending at ``event_time`` (geomag.activity)."""
+    end = np.datetime64(event_time.rstrip("Z"), "ms")
+    start = end - np.timedelta64(int(round(window_s * 1000)), "ms")
+    times = start + np.arange(components["H"].size) * np.timedelta64(1000, "ms")
+    series = GeomagSeries(times, dict(components), station, longitude=DEMO_LONGITUDE_DEG,
+                          metadata={"units": {name: "nT" for name in components}})
+    k = window_k(series, start, end).k
+    return {"activity_flag": classify(k)[0], "activity_k": "" if k is None else str(k)}
+
+
+def _draw_sample(rng: np.random.Generator, cfg: GeneratorConfig, spectrogram: SpectrogramConfig, index: int,
+                 label: tuple[str, str], pair: int) -> _Sample:
+    """Draw window ``index`` (station, date, event time, data, storm) from the data set's random stream.
+
+    A storm draws from its own stream (seeded by the data-set seed and ``index``), so the windows without
+    a storm are the same whether storms are on or off."""
+    mag, azi = label
+    station = STATIONS[pair % len(STATIONS)]
+    date = str(np.datetime64("2016-01-01") + np.timedelta64(pair // len(STATIONS), "D"))
+    event_hour = float(rng.uniform(0, 24))
+    event_time = f"{date}T{int(event_hour):02d}:{int(event_hour % 1 * 60):02d}:00Z"
+    start_hour = (event_hour - spectrogram.window_hours) % 24
+    window = generate_window(rng, cfg, mag, azi, spectrogram.window_s, start_hour)
+    storm = None
+    if cfg.storm_fraction and mag == "Normal":
+        storm_rng = np.random.default_rng([int(cfg.seed), 1, index])
+        if storm_rng.random() < cfg.storm_fraction:
+            window.components, storm = add_storm(storm_rng, cfg, window.components, start_hour)
+    name = f"{mag}_{station}_{date}"
+    p = window.precursor or {}
+    row = {
+        "magnitude_class": mag, "azimuth_class": azi, "station": station, "date": date,
+        "path": f"spectrograms/{name}.npy", "event_time": event_time, "event_id": f"EV{index:05d}",
+        "mask_path": f"masks/{name}.npy",
+        "precursor_rms_nT": f"{p.get('rms_nT', 0.0):.4f}",
+        "precursor_band_hz": f"{p['f_lo_hz']:.5f}-{p['f_hi_hz']:.5f}" if p else "",
+        "precursor_theta_deg": f"{p['theta_deg']:.1f}" if p else "",
+        **_activity_columns(window.components, station, event_time, spectrogram.window_s),
+    }
+    if cfg.storm_fraction:
+        row["storm_depression_nT"] = f"{storm['depression_nT']:.1f}" if storm else ""
+    return _Sample(name, event_time, window, row)
+
+
 def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: SpectrogramConfig, workers: int) -> Path:
     import csv
     import multiprocessing
@@ -287,33 +448,19 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
         (tmp / "masks").mkdir()
         rng = np.random.default_rng(cfg.seed)
         labels = draw_labels(rng, cfg)
-        day0 = np.datetime64("2016-01-01")
         pairs = rng.choice(len(STATIONS) * 3000, size=len(labels), replace=False)
         rows, axes_dict, pending = [], None, deque()
-        for i, ((mag, azi), pair) in enumerate(zip(labels, pairs)):
-            station = STATIONS[pair % len(STATIONS)]
-            date = str(day0 + np.timedelta64(int(pair // len(STATIONS)), "D"))
-            event_hour = float(rng.uniform(0, 24))
-            event_time = f"{date}T{int(event_hour):02d}:{int(event_hour % 1 * 60):02d}:00Z"
-            start_hour = (event_hour - spectrogram.window_hours) % 24
-            window = generate_window(rng, cfg, mag, azi, spectrogram.window_s, start_hour)
-            name = f"{mag}_{station}_{date}"
-            job = (str(tmp), name, window.components, window.precursor, spectrogram, event_time)
+        for i, (label, pair) in enumerate(zip(labels, pairs)):
+            sample = _draw_sample(rng, cfg, spectrogram, i, label, int(pair))
+            window = sample.window
+            job = (str(tmp), sample.name, window.components, window.precursor, spectrogram, sample.event_time)
             if pool is None:
                 pending.append(Future())
                 pending[-1].set_result(_write_sample(*job))
             else:
                 pending.append(pool.submit(_write_sample, *job))
             axes_dict = _drain(pending, 4 * workers, axes_dict)  # bounded memory: a few windows in flight
-            p = window.precursor or {}
-            rows.append({
-                "magnitude_class": mag, "azimuth_class": azi, "station": station, "date": date,
-                "path": f"spectrograms/{name}.npy", "event_time": event_time, "event_id": f"EV{i:05d}",
-                "mask_path": f"masks/{name}.npy",
-                "precursor_rms_nT": f"{p.get('rms_nT', 0.0):.4f}",
-                "precursor_band_hz": f"{p['f_lo_hz']:.5f}-{p['f_hi_hz']:.5f}" if p else "",
-                "precursor_theta_deg": f"{p['theta_deg']:.1f}" if p else "",
-            })
+            rows.append(sample.row)
         axes_dict = _drain(pending, 0, axes_dict)
         axes_dict["event_time"] = None
         with open(tmp / "metadata.csv", "w", newline="") as handle:
@@ -322,7 +469,7 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
             writer.writerows(rows)
         ClassMappings(list(MAGNITUDE_CLASSES), list(AZIMUTH_CLASSES)).save(tmp / "class_mappings.json")
         atomic_write_json(tmp / "axes.json", axes_dict)
-        atomic_write_json(tmp / "generator.json", {"generator": asdict(cfg), "spectrogram": asdict(spectrogram),
+        atomic_write_json(tmp / "generator.json", {"generator": cfg.as_dict(), "spectrogram": asdict(spectrogram),
                                                    "hash": cfg.hash(spectrogram)})
         try:
             os.rename(tmp, root)

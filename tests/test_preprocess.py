@@ -253,3 +253,58 @@ def test_quality_report_catches_wrong_byte_order():
     assert not report["ok"]
     assert report["components"]["H"]["max_hourly_std_nT"] > 1000
     assert any(w.startswith("H: hourly std") for w in report["warnings"])
+    assert any("steps of a multiple of 655.36 nT" in w for w in report["warnings"])
+    assert report["activity_notes"] == []  # a scrambled layout is never taken for a storm
+
+
+# ------------------------------------------------------------------ format problem or disturbance?
+def test_large_smooth_variation_is_an_activity_note_not_a_format_warning():
+    t = np.arange(21600, dtype=float)
+    storm = 38000 + 450.0 * np.sin(2 * np.pi * t / 7200.0) + _red_noise(21600, 5)  # hourly std ~140 nT
+    report = quality_report(_series({"H": storm}))
+    assert report["warnings"] == [] and report["ok"]
+    (note,) = report["activity_notes"]
+    assert note.startswith("H: hourly std") and "not a file-format problem" in note and "byte" not in note
+    assert report["components"]["H"]["worst_hour_lag1_autocorrelation"] > 0.99
+    beyond = quality_report(_series({"H": 38000 + 8000.0 * np.sin(2 * np.pi * t / 7200.0)}))
+    assert any("wrong byte layout" in w for w in beyond["warnings"])  # > 2,000 nT within an hour: not a field
+
+
+def test_byte_order_signatures_are_format_warnings():
+    quiet = np.round((38000 + _red_noise(21600, 6)) / 0.01) * 0.01  # 0.01-nT counts, as the instruments record
+    corrupted = quiet.copy()
+    corrupted[[100, 5000, 9000]] += 2**16 * 0.01  # three samples off by 2^16 counts: six such steps
+    report = quality_report(_series({"H": corrupted}))
+    assert any(w.startswith("H: 6 steps of a multiple of 655.36 nT") for w in report["warnings"])
+    wrapped = quiet.copy()
+    wrapped[7000:] -= 2**24 * 0.01  # a lost sign extension of 24-bit counts
+    text = " | ".join(quality_report(_series({"H": wrapped}))["warnings"])
+    assert "samples beyond +-80,000 nT" in text
+    assert quality_report(_series({"H": quiet}))["warnings"] == []
+    angle = GeomagSeries(
+        times=DAY0 + np.arange(21600) * np.timedelta64(1, "s"),
+        components={"D": 100000.0 + _red_noise(21600, 7)},
+        station="TST",
+        metadata={"units": {"D": "minutes of arc"}},
+    )
+    assert not any("80,000" in w for w in quality_report(angle)["warnings"])  # angles are not field values
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("event", ["2024-05-10T23:59:00", "2024-05-11T06:00:00", "2024-05-11T12:00:00"])
+def test_real_storm_is_never_called_a_byte_layout_problem(shared_dir, event):
+    """The 10-11 May 2024 storm at WIC: E swings by an hourly std of 127 nT, smoothly (a disturbance)."""
+    from geomag.readers import read_timeseries
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        series = read_timeseries(shared_dir / "data/imagcdf/wic_2024-05-09_4days_1s.cdf")
+    window = cut_window(series, event, window_hours=6.0)
+    filled, _ = fill_gaps(window.series, max_interpolate_s=60)
+    report = quality_report(filled)
+    assert not any("byte" in w or "units" in w for w in report["warnings"]), report["warnings"]
+    if event.startswith("2024-05-10"):
+        assert report["ok"]
+        assert report["activity_notes"][0].startswith("E: hourly std 127.1 nT > 100 nT, smooth")
+    whole = quality_report(series)
+    assert not any("byte" in w for w in whole["warnings"]) and whole["activity_notes"]

@@ -141,3 +141,86 @@ def test_broken_worker_pool_falls_back_to_this_process(tmp_path, monkeypatch, ca
     root = synthetic.generate_dataset(tmp_path / "set", GeneratorConfig(n_samples=4), SPEC, workers=2)
     assert calls == [2, 0] and (root / "metadata.csv").exists()
     assert "generating the demo data set in this process" in caplog.text
+
+
+# ------------------------------------------------------------------ geomagnetic storms (labelled Normal)
+def _hash_of(data: str) -> str:
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from geomag.synthetic import TUPLE_SETTINGS
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("config", overrides=[f"data={data}"])
+    generator = OmegaConf.to_container(cfg.data.generator, resolve=True)
+    generator = {k: tuple(v) if k in TUPLE_SETTINGS else v for k, v in generator.items()}
+    spectrogram = SpectrogramConfig.from_config(OmegaConf.to_container(cfg.spectrogram, resolve=True))
+    return GeneratorConfig(**generator).hash(spectrogram)
+
+
+def test_storm_option_changes_the_hash_but_not_the_demo_hash():
+    assert _hash_of("demo") == "d18edcba635a"  # existing demo caches stay valid
+    assert _hash_of("demo_storms") not in ("d18edcba635a", _hash_of("demo_shortcut"))
+    assert "storm_fraction" not in GeneratorConfig().as_dict()  # nor does the data description change
+    assert GeneratorConfig(storm_fraction=0.5).as_dict()["storm_depression_nT"] == (100.0, 300.0)
+    assert GeneratorConfig(storm_fraction=0.5).hash(SPEC) != GeneratorConfig(storm_fraction=0.4).hash(SPEC)
+
+
+def test_a_storm_is_a_global_broadband_disturbance():
+    from geomag.synthetic import _activity_columns, add_storm
+
+    config = GeneratorConfig(storm_fraction=1.0)
+    quiet = _window(3, "Normal", "Normal")
+    stormy, info = add_storm(np.random.default_rng(0), config, dict(quiet.components), 3.0)
+    assert 100.0 <= info["depression_nT"] <= 300.0 and 10.0 <= info["pc5_power_gain"] <= 30.0
+    steps = stormy["H"] / 0.01
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)  # still 0.01 nT counts
+
+    def band_power(components, name, lo, hi):
+        f, psd = welch(components[name] - components[name].mean(), fs=1.0, nperseg=4096)
+        band = (f >= lo) & (f < hi)
+        return np.trapezoid(psd[band], f[band])
+
+    f = np.linspace(0.022, 0.1, 400)
+    pc3_mean_background = np.trapezoid(config.background_psd_10mHz * (f / 0.01) ** -config.background_slope, f)
+    added_pc3 = (info["broadband_power_gain"] - 1) * pc3_mean_background  # relative to the mean quiet level
+    for name in "HDZ":  # every component, every band
+        ratio = config.component_background_ratio[name]
+        assert band_power(stormy, name, 1.7e-3, 6.7e-3) > 5 * band_power(quiet.components, name, 1.7e-3, 6.7e-3)
+        gained = band_power(stormy, name, 0.022, 0.1) - band_power(quiet.components, name, 0.022, 0.1)
+        assert gained == pytest.approx(ratio * added_pc3, rel=0.5)
+    assert np.ptp(stormy["H"]) > np.ptp(quiet.components["H"]) + 50  # main phase and bays
+    event = "2016-01-01T09:00:00Z"  # the window starts at 03 UT
+    assert _activity_columns(quiet.components, "LUT", event, 21600.0) == {"activity_flag": "quiet", "activity_k": "1"}
+    assert _activity_columns(stormy, "LUT", event, 21600.0) == {"activity_flag": "disturbed", "activity_k": "6"}
+
+
+def test_demo_storm_windows_are_labelled_normal_and_carry_their_activity(tmp_path):
+    fractions = {"Normal": 0.5, "Large": 0.5}
+    base = {"n_samples": 12, "magnitude_fractions": fractions}
+    plain = DemoDataSource(tmp_path, base, SPEC)
+    storms = DemoDataSource(tmp_path, {**base, "storm_fraction": 1.0}, SPEC)
+    assert storms.hash != plain.hash and "storm_fraction" in storms.describe()["generator"]
+    assert "storm_fraction" not in plain.describe()["generator"]
+    with open(storms.root / "metadata.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(plain.root / "metadata.csv") as handle:
+        plain_rows = list(csv.DictReader(handle))
+    assert "storm_depression_nT" not in plain_rows[0] and {"activity_flag", "activity_k"} <= set(plain_rows[0])
+    for row, before in zip(rows, plain_rows):
+        same = (plain.root / before["path"]).read_bytes() == (storms.root / row["path"]).read_bytes()
+        if row["magnitude_class"] == "Normal":
+            assert row["azimuth_class"] == "Normal" and 100 <= float(row["storm_depression_nT"]) <= 300
+            assert not same and int(row["activity_k"]) > int(before["activity_k"])
+        else:  # windows without a storm are the same windows
+            assert row["storm_depression_nT"] == "" and same and row["activity_k"] == before["activity_k"]
+    normal = [r for r in rows if r["magnitude_class"] == "Normal"]
+    assert sum(r["activity_flag"] == "disturbed" for r in normal) >= len(normal) // 2
+    assert all(r["activity_flag"] != "disturbed" for r in plain_rows)
+    record = storms.records()[rows.index(normal[0])]
+    activity = storms.activity(record)
+    assert activity.k == int(normal[0]["activity_k"]) and activity.basis == ["K"]
+    assert activity.window_end.startswith(normal[0]["event_time"][:16])
