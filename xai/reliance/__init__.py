@@ -1,0 +1,1 @@
+"""What a prediction relies on, in physical regions: region partition, occlusion references, results, agreement."""
