@@ -22,6 +22,7 @@ LAYER_RULES = [
     ("models", ("xai",)),
     ("xai.explainers", ("xai.tasks", "xai.render", "xai.html", "xai.compare", "xai.trust", "xai.dataset")),
     ("xai.metrics", ("xai.tasks", "xai.render", "xai.html", "xai.compare", "xai.trust", "xai.dataset")),
+    ("xai.reliance", ("xai.tasks", "xai.render", "xai.html", "xai.compare", "xai.trust", "xai.dataset")),
 ]
 LIBRARY_NEVER_IMPORTS = ("xai.tasks",)  # library code never imports tasks
 PICTURES = ("xai.render", "xai.html", "matplotlib")
@@ -29,7 +30,11 @@ NUMBERS = (  # aggregation and measurement: never import pictures
     "xai.attention",
     "xai.similarity",
     "xai.metrics",
+    "xai.reliance",
+    "xai.indicators",
+    "xai.pipeline",
     "xai.trust.aggregate",
+    "xai.trust.verdicts",
     "xai.compare.discover",
     "xai.compare.load",
     "xai.compare.aggregate",
