@@ -41,8 +41,10 @@ def tiny_two_head_model(input_shape: Sequence[int], n_magnitude: int, n_azimuth:
     x = keras.layers.Conv2D(12, 3, strides=2, activation="relu", name="feat")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dense(16, activation="tanh", name="shared")(x)
-    outputs = [keras.layers.Activation("softmax", name=head)(keras.layers.Dense(n, name=f"{head}_logits")(x))
-               for head, n in (("magnitude", n_magnitude), ("azimuth", n_azimuth))]
+    outputs = [
+        keras.layers.Activation("softmax", name=head)(keras.layers.Dense(n, name=f"{head}_logits")(x))
+        for head, n in (("magnitude", n_magnitude), ("azimuth", n_azimuth))
+    ]
     return keras.Model(inputs, outputs, name="tiny")
 
 
@@ -93,8 +95,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         run_dir = args.out / "run"
         shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resume
         rss_before = rss_mb()
-        options = DatasetOptions(batch_size=args.batch, faithfulness_samples=0, randomisation_samples=0,
-                                 bootstrap_resamples=200)
+        options = DatasetOptions(
+            batch_size=args.batch, faithfulness_samples=0, randomisation_samples=0, bootstrap_resamples=200
+        )
         explained = time.perf_counter()
         results = explain_dataset(bundle, explainers, source, records, run_dir, options)
         finished = time.perf_counter()
@@ -105,22 +108,45 @@ def main(argv: Sequence[str] | None = None) -> dict:
     growth = run["rss_growth_after_warmup"]
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({platform.processor() or platform.machine()})"
     payload = {
-        "samples": len(records), "grid": [args.grid, args.grid], "model": args.model,
-        "input_shape": [args.input, args.input, 3], "methods": list(args.methods), "batch_size": args.batch,
-        "rss_before_run_mb": round(rss_before, 1), "rss_trace_mb": run["rss_trace_mb"],
-        "peak_rss_mb": round(peak_rss_mb(), 1), "rss_growth_after_warmup": growth,
-        "goal_growth": GOAL_GROWTH, "ok": None if growth is None else bool(growth <= GOAL_GROWTH),
-        "seconds": {"data": round(generated - started, 1), "explain_loop": run["seconds_this_process"],
-                    "explain_dataset": round(finished - explained, 1), "total": round(finished - started, 1)},
+        "samples": len(records),
+        "grid": [args.grid, args.grid],
+        "model": args.model,
+        "input_shape": [args.input, args.input, 3],
+        "methods": list(args.methods),
+        "batch_size": args.batch,
+        "rss_before_run_mb": round(rss_before, 1),
+        "rss_trace_mb": run["rss_trace_mb"],
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_growth_after_warmup": growth,
+        "goal_growth": GOAL_GROWTH,
+        "ok": None if growth is None else bool(growth <= GOAL_GROWTH),
+        "seconds": {
+            "data": round(generated - started, 1),
+            "explain_loop": run["seconds_this_process"],
+            "explain_dataset": round(finished - explained, 1),
+            "total": round(finished - started, 1),
+        },
         "environment": {"tensorflow": tf.__version__, "device": device},
     }
     path = atomic_write_json(args.out / "dataset_memory.json", payload)
     trace = run["rss_trace_mb"]
-    log.info("data-set memory: %d samples, %s %dx%d, %s, batch %d: RSS %.0f -> %.0f MiB (peak %.0f), growth after "
-             "warm-up %s (goal <= %d %%), %.0f s explaining; wrote %s", len(records), args.model, args.input,
-             args.input, "+".join(args.methods), args.batch, trace[0][1], trace[-1][1], payload["peak_rss_mb"],
-             "n/a" if growth is None else f"{growth:.1%}", round(GOAL_GROWTH * 100), run["seconds_this_process"],
-             path)
+    log.info(
+        "data-set memory: %d samples, %s %dx%d, %s, batch %d: RSS %.0f -> %.0f MiB (peak %.0f), growth after "
+        "warm-up %s (goal <= %d %%), %.0f s explaining; wrote %s",
+        len(records),
+        args.model,
+        args.input,
+        args.input,
+        "+".join(args.methods),
+        args.batch,
+        trace[0][1],
+        trace[-1][1],
+        payload["peak_rss_mb"],
+        "n/a" if growth is None else f"{growth:.1%}",
+        round(GOAL_GROWTH * 100),
+        run["seconds_this_process"],
+        path,
+    )
     return payload
 
 

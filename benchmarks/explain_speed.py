@@ -50,6 +50,7 @@ def target_layer(kind: str) -> str:
 
     return str(OmegaConf.load(CONF / f"{kind}.yaml").target_layer)
 
+
 BUILDERS = {"vgg16": "build_vgg16_multitask", "efficientnet": "build_efficientnet_multitask"}
 HEAD = "magnitude"
 

@@ -53,7 +53,8 @@ def atomic_path(path: str | PathLike, suffix: str | None = None) -> Iterator[Pat
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp" + (target.suffix if suffix is None else suffix),
+        prefix=f".{target.name}.",
+        suffix=".tmp" + (target.suffix if suffix is None else suffix),
         dir=target.parent,
     )
     os.close(fd)
@@ -96,9 +97,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"object of type {type(value).__name__} is not JSON serialisable")
 
 
-def atomic_write_json(
-    path: str | PathLike, obj: Any, *, indent: int | None = 2, sort_keys: bool = False
-) -> Path:
+def atomic_write_json(path: str | PathLike, obj: Any, *, indent: int | None = 2, sort_keys: bool = False) -> Path:
     """Serialise ``obj`` as JSON (strict: NaN/Infinity are refused) and write it atomically.
 
     Numpy scalars and arrays are converted to Python numbers/lists. A value that cannot be
@@ -107,7 +106,11 @@ def atomic_write_json(
     """
     try:
         text = json.dumps(
-            obj, indent=indent, sort_keys=sort_keys, allow_nan=False, default=_json_default,
+            obj,
+            indent=indent,
+            sort_keys=sort_keys,
+            allow_nan=False,
+            default=_json_default,
             ensure_ascii=False,
         )
     except (TypeError, ValueError) as error:

@@ -79,12 +79,8 @@ class SpectrogramAxes:
             row_component = np.full(n_rows, -1, dtype=np.int64)
         else:
             panels = np.array_split(np.arange(n_rows), len(components))
-            row_frequency = np.concatenate(
-                [_panel_frequencies(len(p), fmin, fmax, frequency_scale) for p in panels]
-            )
-            row_component = np.concatenate(
-                [np.full(len(p), i, dtype=np.int64) for i, p in enumerate(panels)]
-            )
+            row_frequency = np.concatenate([_panel_frequencies(len(p), fmin, fmax, frequency_scale) for p in panels])
+            row_component = np.concatenate([np.full(len(p), i, dtype=np.int64) for i, p in enumerate(panels)])
         column_time = window_s * (1.0 - (np.arange(n_cols) + 0.5) / n_cols)
         return cls(
             layout=layout,

@@ -98,8 +98,9 @@ def _block_starts(path: Path, headers: np.ndarray) -> np.ndarray:
     if bad.size:
         b = int(bad[0])
         raise InputDataError(
-            path, f"block {b} has an invalid time 20{yy[b]:02d}-{mm[b]:02d}-{dd[b]:02d} "
-            f"{hh[b]:02d}:{mi[b]:02d} (corrupt block header)"
+            path,
+            f"block {b} has an invalid time 20{yy[b]:02d}-{mm[b]:02d}-{dd[b]:02d} "
+            f"{hh[b]:02d}:{mi[b]:02d} (corrupt block header)",
         )
     months = (yy * 12 + (mm - 1)).astype("datetime64[M]") + np.timedelta64(30 * 12, "M")  # 1970 + 30 y
     days = months.astype("datetime64[D]") + (dd - 1).astype("timedelta64[D]")
@@ -120,15 +121,14 @@ def read_frg604_day(path: str | PathLike) -> Frg604Day:
     data, complete = load_bytes(p)
     n_blocks, trailing = divmod(len(data), BLOCK_BYTES)
     if n_blocks == 0:
-        raise InputDataError(
-            p, f"no complete FRG-604RC block ({len(data)} bytes; one block is {BLOCK_BYTES} bytes)"
-        )
+        raise InputDataError(p, f"no complete FRG-604RC block ({len(data)} bytes; one block is {BLOCK_BYTES} bytes)")
     if not complete:
         warn_data(p, f"gzip stream ends early; read {n_blocks} complete blocks", TruncatedFileWarning)
     elif trailing >= HEADER_BYTES:
         warn_data(
-            p, f"file ends inside block {n_blocks} ({trailing} extra bytes; truncated?); "
-            f"read {n_blocks} complete blocks", TruncatedFileWarning,
+            p,
+            f"file ends inside block {n_blocks} ({trailing} extra bytes; truncated?); read {n_blocks} complete blocks",
+            TruncatedFileWarning,
         )
     elif n_blocks < BLOCKS_PER_DAY:
         warn_data(p, f"only {n_blocks} of {BLOCKS_PER_DAY} blocks (incomplete day)", TruncatedFileWarning)
@@ -144,9 +144,7 @@ def read_frg604_day(path: str | PathLike) -> Frg604Day:
         raise InputDataError(p, f"blocks name {codes.shape[0]} different station codes (corrupt file)")
     code_bytes = bytes(codes[0])
     if not (code_bytes.isascii() and code_bytes.isalpha()):
-        raise InputDataError(
-            p, f"station code bytes {code_bytes!r} are not ASCII letters (not an FRG-604RC file?)"
-        )
+        raise InputDataError(p, f"station code bytes {code_bytes!r} are not ASCII letters (not an FRG-604RC file?)")
     station = code_bytes.decode("ascii").upper()
     named = _station_from_name(p)
     if named is not None and named != station:
@@ -163,8 +161,9 @@ def read_frg604_day(path: str | PathLike) -> Frg604Day:
     if overlap.size:
         b = int(overlap[0]) + 1
         raise InputDataError(
-            p, f"block {b} starts at {starts[b]}, before block {b - 1} ({starts[b - 1]}) ends "
-            "(blocks out of order or overlapping)"
+            p,
+            f"block {b} starts at {starts[b]}, before block {b - 1} ({starts[b - 1]}) ends "
+            "(blocks out of order or overlapping)",
         )
     span = int(starts[-1].astype(np.int64) - starts[0].astype(np.int64)) + RECORDS_PER_BLOCK
     if span > MAX_SPAN_S:
@@ -230,8 +229,9 @@ def read_bmkg_frg604(path: str | PathLike, expected_interval_s: float | None = 1
     p = Path(path)
     if expected_interval_s is not None and abs(float(expected_interval_s) - SAMPLING_INTERVAL_S) > 1e-6:
         raise InputDataError(
-            p, f"FRG-604RC files are sampled every {SAMPLING_INTERVAL_S:g} s but "
-            f"{float(expected_interval_s):g} s is expected (files are never resampled)"
+            p,
+            f"FRG-604RC files are sampled every {SAMPLING_INTERVAL_S:g} s but "
+            f"{float(expected_interval_s):g} s is expected (files are never resampled)",
         )
     day = read_frg604_day(p)
     auxiliary = {}
@@ -239,9 +239,14 @@ def read_bmkg_frg604(path: str | PathLike, expected_interval_s: float | None = 1
         v = getattr(day, name)
         finite = v[np.isfinite(v)]
         auxiliary[name] = (
-            {"mean": float(finite.mean()), "std": float(finite.std()),
-             "min": float(finite.min()), "max": float(finite.max())}
-            if finite.size else None
+            {
+                "mean": float(finite.mean()),
+                "std": float(finite.std()),
+                "min": float(finite.min()),
+                "max": float(finite.max()),
+            }
+            if finite.size
+            else None
         )
     return GeomagSeries(
         times=day.times,
@@ -256,7 +261,11 @@ def read_bmkg_frg604(path: str | PathLike, expected_interval_s: float | None = 1
             "invalid_counts": day.n_invalid,
             "trailing_bytes": day.trailing_bytes,
             "auxiliary": auxiliary,
-            "auxiliary_units": {"tilt_x": "raw x0.1", "tilt_y": "raw x0.1",
-                                "temperature_sensor_degC": "degC", "temperature_processor_degC": "degC"},
+            "auxiliary_units": {
+                "tilt_x": "raw x0.1",
+                "tilt_y": "raw x0.1",
+                "temperature_sensor_degC": "degC",
+                "temperature_processor_degC": "degC",
+            },
         },
     )

@@ -58,12 +58,29 @@ STATIONS = ("LUT", "MLB", "SCN", "TND", "GTO", "KPY", "LWA", "YOG", "PLU", "SBG"
 #: Generator settings that exist only for storms (left out of the hash while storms are off).
 STORM_KEYS = ("storm_fraction", "storm_depression_nT", "storm_pc5_power_gain", "storm_broadband_power_gain")
 #: Generator settings given as lists in YAML that the config holds as tuples.
-TUPLE_SETTINGS = ("precursor_onset_hours", "precursor_end_hours", "precursor_band_hz", "z_ratio", "shortcut_classes",
-                  "storm_depression_nT", "storm_pc5_power_gain", "storm_broadband_power_gain")
+TUPLE_SETTINGS = (
+    "precursor_onset_hours",
+    "precursor_end_hours",
+    "precursor_band_hz",
+    "z_ratio",
+    "shortcut_classes",
+    "storm_depression_nT",
+    "storm_pc5_power_gain",
+    "storm_broadband_power_gain",
+)
 #: Longitude (deg E) of the demo stations (Indonesia: H peaks near 04-05 UT, local noon), for local time.
 DEMO_LONGITUDE_DEG = 120.0
-AZIMUTH_POWER_GROUPS = {"Normal": "Normal", "N": "H-only", "S": "H-only", "E": "D-only", "W": "D-only",
-                        "NE": "H=D", "SE": "H=D", "SW": "H=D", "NW": "H=D"}
+AZIMUTH_POWER_GROUPS = {
+    "Normal": "Normal",
+    "N": "H-only",
+    "S": "H-only",
+    "E": "D-only",
+    "W": "D-only",
+    "NE": "H=D",
+    "SE": "H=D",
+    "SW": "H=D",
+    "NW": "H=D",
+}
 
 
 @dataclass(frozen=True)
@@ -77,11 +94,11 @@ class GeneratorConfig:
     )
     precursor_rms_nT: dict = field(default_factory=lambda: {"Moderate": 0.6, "Medium": 1.7, "Large": 4.8})
     amplitude_scatter_log10: float = 0.08
-    background_psd_10mHz: float = 0.49          # nT^2/Hz in H at 10 mHz (0.7 nT/sqrt(Hz))
+    background_psd_10mHz: float = 0.49  # nT^2/Hz in H at 10 mHz (0.7 nT/sqrt(Hz))
     background_slope: float = 2.4
     background_scatter_log10: float = 0.2
     component_background_ratio: dict = field(default_factory=lambda: {"H": 1.0, "D": 0.9, "Z": 1.2})
-    noise_floor_psd: float = 4e-4               # nT^2/Hz (0.02 nT/sqrt(Hz))
+    noise_floor_psd: float = 4e-4  # nT^2/Hz (0.02 nT/sqrt(Hz))
     quantum_nT: float = 0.01
     pulsation_bursts_mean: float = 2.0
     precursor_onset_hours: tuple = (2.0, 5.0)
@@ -92,7 +109,7 @@ class GeneratorConfig:
     # a narrow-band artefact present only in some classes' windows (off by default)
     shortcut_frequency_hz: float | None = None
     shortcut_rms_nT: float = 0.3
-    shortcut_classes: tuple = ("Normal",)        # magnitude classes whose windows carry the artefact
+    shortcut_classes: tuple = ("Normal",)  # magnitude classes whose windows carry the artefact
     # geomagnetic storms in a share of the Normal windows (off by default)
     storm_fraction: float = 0.0
     storm_depression_nT: tuple = (100.0, 300.0)
@@ -112,8 +129,7 @@ class GeneratorConfig:
         generator = self.as_dict()
         if tuple(generator["shortcut_classes"]) == ("Normal",):
             del generator["shortcut_classes"]  # the default: keeps earlier data-set hashes (and caches) valid
-        payload = json.dumps({"generator": generator, "spectrogram": asdict(spectrogram)}, sort_keys=True,
-                             default=str)
+        payload = json.dumps({"generator": generator, "spectrogram": asdict(spectrogram)}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -152,8 +168,12 @@ class SyntheticWindow:
 
 
 def generate_window(
-    rng: np.random.Generator, cfg: GeneratorConfig, magnitude_class: str, azimuth_class: str,
-    window_s: float, start_hour_ut: float,
+    rng: np.random.Generator,
+    cfg: GeneratorConfig,
+    magnitude_class: str,
+    azimuth_class: str,
+    window_s: float,
+    start_hour_ut: float,
 ) -> SyntheticWindow:
     """Raw 1-second H, D, Z (nT, with baselines, diurnal variation and quantisation)."""
     n = int(window_s)
@@ -168,14 +188,17 @@ def generate_window(
     hours_ut = start_hour_ut + t / 3600.0
     diurnal_phase = 2 * np.pi * (hours_ut - 4.5) / 24.0
     baselines = {"H": 38385.0, "D": -50.0, "Z": -23465.0}
-    diurnal = {"H": 22.0 * np.cos(diurnal_phase) + 6.0 * np.cos(2 * diurnal_phase),
-               "D": 3.0 * np.sin(diurnal_phase),
-               "Z": -15.0 * np.cos(diurnal_phase - 0.4)}
+    diurnal = {
+        "H": 22.0 * np.cos(diurnal_phase) + 6.0 * np.cos(2 * diurnal_phase),
+        "D": 3.0 * np.sin(diurnal_phase),
+        "Z": -15.0 * np.cos(diurnal_phase - 0.4),
+    }
     comps = {}
     for name in ("H", "D", "Z"):
         ratio = cfg.component_background_ratio[name]
-        comps[name] = (_shaped_noise(rng, n, lambda f, r=ratio: r * background_psd(f))
-                       + _shaped_noise(rng, n, lambda f: np.full_like(f, cfg.noise_floor_psd)))
+        comps[name] = _shaped_noise(rng, n, lambda f, r=ratio: r * background_psd(f)) + _shaped_noise(
+            rng, n, lambda f: np.full_like(f, cfg.noise_floor_psd)
+        )
     # natural Pc3-Pc5 pulsation bursts (all classes)
     for _ in range(rng.poisson(cfg.pulsation_bursts_mean)):
         f0 = float(np.exp(rng.uniform(np.log(0.002), np.log(0.08))))
@@ -202,9 +225,15 @@ def generate_window(
         comps["H"] += np.cos(theta) * horizontal
         comps["D"] += np.sin(theta) * horizontal
         comps["Z"] += z_ratio * rms * env * _band_noise(rng, n, f_lo, f_hi)
-        precursor = {"f_lo_hz": f_lo, "f_hi_hz": f_hi, "onset_hours_before": float(onset_h),
-                     "end_hours_before": float(end_h), "rms_nT": float(rms),
-                     "theta_deg": float(np.rad2deg(theta)) % 360.0, "z_ratio": float(z_ratio)}
+        precursor = {
+            "f_lo_hz": f_lo,
+            "f_hi_hz": f_hi,
+            "onset_hours_before": float(onset_h),
+            "end_hours_before": float(end_h),
+            "rms_nT": float(rms),
+            "theta_deg": float(np.rad2deg(theta)) % 360.0,
+            "z_ratio": float(z_ratio),
+        }
     if cfg.shortcut_frequency_hz is not None and magnitude_class in cfg.shortcut_classes:
         for name in ("H", "D", "Z"):
             comps[name] += cfg.shortcut_rms_nT * np.sqrt(2) * np.sin(2 * np.pi * cfg.shortcut_frequency_hz * t)
@@ -228,8 +257,9 @@ def _ring_current(rng: np.random.Generator, cfg: GeneratorConfig, hours: np.ndar
     commencement = rng.uniform(15.0, 50.0)
     since = hours - (minimum_h - main_h)
     ramp = np.clip(since / main_h, 0.0, 1.0)
-    main = np.where(hours <= minimum_h, -depth * ramp**2 * (3 - 2 * ramp),
-                    -depth * np.exp(-(hours - minimum_h) / recovery_h))
+    main = np.where(
+        hours <= minimum_h, -depth * ramp**2 * (3 - 2 * ramp), -depth * np.exp(-(hours - minimum_h) / recovery_h)
+    )
     sc = np.where(since >= 0, commencement * (1 - np.exp(-np.maximum(since, 0) * 30.0)) * np.exp(-since / 1.5), 0.0)
     asymmetry = 1.0 + 0.3 * np.cos(2 * np.pi * (local - 18.0) / 24.0)
     return main * asymmetry + sc, depth, main / depth
@@ -284,8 +314,12 @@ def add_storm(
         extra += pc5_rms * envelope * _band_noise(rng, n, 1.7e-3, 6.7e-3)
         values = components[name] + share * ring + bays[name] + extra
         out[name] = np.round(values / cfg.quantum_nT) * cfg.quantum_nT
-    info = {"depression_nT": depth, "substorm_bays": n_bays, "pc5_power_gain": pc5_gain,
-            "broadband_power_gain": broadband}
+    info = {
+        "depression_nT": depth,
+        "substorm_bays": n_bays,
+        "pc5_power_gain": pc5_gain,
+        "broadband_power_gain": broadband,
+    }
     return out, info
 
 
@@ -313,16 +347,26 @@ def spectrogram_of_window(window: SyntheticWindow, spectrogram: SpectrogramConfi
     return compute_spectrogram(preprocess_window(window.components), spectrogram, event_time=event_time)
 
 
-def _write_sample(folder: str, name: str, components: dict[str, np.ndarray], precursor: dict | None,
-                  spectrogram: SpectrogramConfig, event_time: str) -> dict:
+def _write_sample(
+    folder: str,
+    name: str,
+    components: dict[str, np.ndarray],
+    precursor: dict | None,
+    spectrogram: SpectrogramConfig,
+    event_time: str,
+) -> dict:
     """Spectrogram + ground-truth mask of one window, saved as ``.npy``; returns the grid's axes.
 
     A pure function of its arguments (no random draws), so it may run in a worker process."""
     spec = spectrogram_of_window(SyntheticWindow(components, "", "", precursor), spectrogram, event_time)
     np.save(Path(folder) / "spectrograms" / f"{name}.npy", spec.image)
     if precursor is not None:
-        mask = spec.axes.cell_mask(precursor["f_lo_hz"], precursor["f_hi_hz"],
-                                   precursor["onset_hours_before"] * 3600.0, precursor["end_hours_before"] * 3600.0)
+        mask = spec.axes.cell_mask(
+            precursor["f_lo_hz"],
+            precursor["f_hi_hz"],
+            precursor["onset_hours_before"] * 3600.0,
+            precursor["end_hours_before"] * 3600.0,
+        )
     else:
         mask = np.zeros(spec.axes.shape, dtype=bool)
     np.save(Path(folder) / "masks" / f"{name}.npy", mask)
@@ -345,8 +389,9 @@ def default_workers(n_samples: int) -> int:
     return min(cores, 8) if n_samples >= 64 and cores > 1 else 0
 
 
-def generate_dataset(root: str | Path, cfg: GeneratorConfig, spectrogram: SpectrogramConfig,
-                     workers: int | None = None) -> Path:
+def generate_dataset(
+    root: str | Path, cfg: GeneratorConfig, spectrogram: SpectrogramConfig, workers: int | None = None
+) -> Path:
     """Write the demo data set in the users' format; atomic (built in a temp folder, then renamed).
 
     Layout: ``metadata.csv`` (magnitude_class, azimuth_class, station, date, path + extras),
@@ -385,14 +430,25 @@ def _activity_columns(components: dict[str, np.ndarray], station: str, event_tim
     end = np.datetime64(event_time.rstrip("Z"), "ms")
     start = end - np.timedelta64(int(round(window_s * 1000)), "ms")
     times = start + np.arange(components["H"].size) * np.timedelta64(1000, "ms")
-    series = GeomagSeries(times, dict(components), station, longitude=DEMO_LONGITUDE_DEG,
-                          metadata={"units": {name: "nT" for name in components}})
+    series = GeomagSeries(
+        times,
+        dict(components),
+        station,
+        longitude=DEMO_LONGITUDE_DEG,
+        metadata={"units": {name: "nT" for name in components}},
+    )
     k = window_k(series, start, end).k
     return {"activity_flag": classify(k)[0], "activity_k": "" if k is None else str(k)}
 
 
-def _draw_sample(rng: np.random.Generator, cfg: GeneratorConfig, spectrogram: SpectrogramConfig, index: int,
-                 label: tuple[str, str], pair: int) -> _Sample:
+def _draw_sample(
+    rng: np.random.Generator,
+    cfg: GeneratorConfig,
+    spectrogram: SpectrogramConfig,
+    index: int,
+    label: tuple[str, str],
+    pair: int,
+) -> _Sample:
     """Draw window ``index`` (station, date, event time, data, storm) from the data set's random stream.
 
     A storm draws from its own stream (seeded by the data-set seed and ``index``), so the windows without
@@ -412,8 +468,13 @@ def _draw_sample(rng: np.random.Generator, cfg: GeneratorConfig, spectrogram: Sp
     name = f"{mag}_{station}_{date}"
     p = window.precursor or {}
     row = {
-        "magnitude_class": mag, "azimuth_class": azi, "station": station, "date": date,
-        "path": f"spectrograms/{name}.npy", "event_time": event_time, "event_id": f"EV{index:05d}",
+        "magnitude_class": mag,
+        "azimuth_class": azi,
+        "station": station,
+        "date": date,
+        "path": f"spectrograms/{name}.npy",
+        "event_time": event_time,
+        "event_id": f"EV{index:05d}",
         "mask_path": f"masks/{name}.npy",
         "precursor_rms_nT": f"{p.get('rms_nT', 0.0):.4f}",
         "precursor_band_hz": f"{p['f_lo_hz']:.5f}-{p['f_hi_hz']:.5f}" if p else "",
@@ -441,8 +502,7 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     # "spawn": the parent may already run TensorFlow's thread pools, which must not be forked
-    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            if workers > 0 else None)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 0 else None
     try:
         (tmp / "spectrograms").mkdir()
         (tmp / "masks").mkdir()
@@ -469,8 +529,10 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
             writer.writerows(rows)
         ClassMappings(list(MAGNITUDE_CLASSES), list(AZIMUTH_CLASSES)).save(tmp / "class_mappings.json")
         atomic_write_json(tmp / "axes.json", axes_dict)
-        atomic_write_json(tmp / "generator.json", {"generator": cfg.as_dict(), "spectrogram": asdict(spectrogram),
-                                                   "hash": cfg.hash(spectrogram)})
+        atomic_write_json(
+            tmp / "generator.json",
+            {"generator": cfg.as_dict(), "spectrogram": asdict(spectrogram), "hash": cfg.hash(spectrogram)},
+        )
         try:
             os.rename(tmp, root)
         except OSError:

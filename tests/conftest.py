@@ -30,8 +30,14 @@ FEW_SMOOTHGRAD_SAMPLES = "xai.methods.smoothgrad.smooth_samples=2"
 def run_main(args: list[str], cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run ``python main.py ARGS`` and return the completed process (text output)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +125,15 @@ def make_model_folder(
     from xai.results_schema import HeadResult, SampleFiles, SampleResult, VisualizationResults
 
     folder = run_dir / model
-    axes = SpectrogramAxes.regular(layout=layout, components=("H", "D", "Z"), n_rows=n, n_cols=n,
-                                   frequency_range_hz=frange, frequency_scale="log", window_s=6 * HOUR)
+    axes = SpectrogramAxes.regular(
+        layout=layout,
+        components=("H", "D", "Z"),
+        n_rows=n,
+        n_cols=n,
+        frequency_range_hz=frange,
+        frequency_scale="log",
+        window_s=6 * HOUR,
+    )
     order = class_order or MAGNITUDE_CLASSES
     rng = np.random.default_rng(zlib.crc32(model.encode()))
     entries = []
@@ -148,26 +161,50 @@ def make_model_folder(
             others = [c for c in classes if c != pred]
             rest = (1 - spec["conf"][h]) / len(others)
             heads[head] = HeadResult(
-                prediction=pred, confidence=spec["conf"][h],
-                probabilities={pred: spec["conf"][h], **{c: rest for c in others}}, explained_class=pred,
-                true=spec["true"][h], correct=pred == spec["true"][h], score="logit",
-                method_scores={m: "logit" for m in methods}, attention=head_attention, files=files,
+                prediction=pred,
+                confidence=spec["conf"][h],
+                probabilities={pred: spec["conf"][h], **{c: rest for c in others}},
+                explained_class=pred,
+                true=spec["true"][h],
+                correct=pred == spec["true"][h],
+                score="logit",
+                method_scores={m: "logit" for m in methods},
+                attention=head_attention,
+                files=files,
             )
         atomic_savez(folder / files.heatmaps, **arrays)
-        entries.append(SampleResult(
-            sample=name, source=f"data/{name}.png", split=None, event_time=None,
-            true={"magnitude": spec["true"][0], "azimuth": spec["true"][1]}, heads=heads, files=files,
-        ))
+        entries.append(
+            SampleResult(
+                sample=name,
+                source=f"data/{name}.png",
+                split=None,
+                event_time=None,
+                true={"magnitude": spec["true"][0], "azimuth": spec["true"][1]},
+                heads=heads,
+                files=files,
+            )
+        )
     results = VisualizationResults(
-        model=model, model_file=model_file or f"models/{model}.keras", target_layer="top_conv",
+        model=model,
+        model_file=model_file or f"models/{model}.keras",
+        target_layer="top_conv",
         input_shape=[n, n, 3],
-        class_mappings={"magnitude_classes": order, "azimuth_classes": AZIMUTH_CLASSES,
-                        "magnitude_to_idx": {c: i for i, c in enumerate(order)},
-                        "azimuth_to_idx": {c: i for i, c in enumerate(AZIMUTH_CLASSES)}},
-        methods=list(methods), heads=["magnitude", "azimuth"], score={"magnitude": "logit", "azimuth": "logit"},
-        native_resolution={m: list(native) for m in methods}, preprocessing="none", data={"kind": "fake"},
+        class_mappings={
+            "magnitude_classes": order,
+            "azimuth_classes": AZIMUTH_CLASSES,
+            "magnitude_to_idx": {c: i for i, c in enumerate(order)},
+            "azimuth_to_idx": {c: i for i, c in enumerate(AZIMUTH_CLASSES)},
+        },
+        methods=list(methods),
+        heads=["magnitude", "azimuth"],
+        score={"magnitude": "logit", "azimuth": "logit"},
+        native_resolution={m: list(native) for m in methods},
+        preprocessing="none",
+        data={"kind": "fake"},
         environment={"tensorflow": "2.21", "keras": "3.15", "tf_keras_vis": "0.8.7", "device": "CPU"},
-        axes=axes.to_dict(), samples=entries, status="ok",
+        axes=axes.to_dict(),
+        samples=entries,
+        status="ok",
     )
     atomic_write_json(folder / RESULTS_FILE, results.to_json())
     return folder
@@ -206,8 +243,7 @@ class FakeRender:
         assert np.asarray(cell["grid_image"]).shape[:2] == axes.shape
         assert {"prediction", "confidence", "true", "correct"} <= set(cell)
 
-    def render_comparison_figure(self, path, *, sample, entries, head_order=("magnitude", "azimuth"),
-                                 method="gradcam"):
+    def render_comparison_figure(self, path, *, sample, entries, head_order=("magnitude", "azimuth"), method="gradcam"):
         self.calls.append(("comparison", {"sample": sample, "entries": entries, "method": method}))
         for entry in entries:
             for cell in entry["heads"].values():
@@ -216,8 +252,12 @@ class FakeRender:
         return Path(path)
 
     def render_confidence_chart(self, path, *, samples, models, heads, confidence, correct, paper=False):
-        self.calls.append(("confidence", {"samples": samples, "models": models, "confidence": confidence,
-                                          "correct": correct, "paper": paper}))
+        self.calls.append(
+            (
+                "confidence",
+                {"samples": samples, "models": models, "confidence": confidence, "correct": correct, "paper": paper},
+            )
+        )
         for head in heads:
             for model in models:
                 for sample in samples:

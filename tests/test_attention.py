@@ -69,14 +69,23 @@ def test_band_mass_area_and_enrichment_by_hand():
 
 
 def test_band_not_covered_has_no_numbers():
-    axes = SpectrogramAxes.regular(layout="channels", components=("H", "D", "Z"), n_rows=16, n_cols=8,
-                                   frequency_range_hz=(0.0005, 0.005), frequency_scale="log",
-                                   window_s=6 * HOUR)
+    axes = SpectrogramAxes.regular(
+        layout="channels",
+        components=("H", "D", "Z"),
+        n_rows=16,
+        n_cols=8,
+        frequency_range_hz=(0.0005, 0.005),
+        frequency_scale="log",
+        window_s=6 * HOUR,
+    )
     heatmap = np.random.default_rng(0).random(axes.shape)
     bands = band_shares(heatmap, axes)
     for name in ("Pc3", "Pc4"):
-        assert bands[name] == {"covered": False, "frequency_range_hz": list(
-            next([b.fmin_hz, b.fmax_hz] for b in BANDS if b.name == name)), "label": bands[name]["label"]}
+        assert bands[name] == {
+            "covered": False,
+            "frequency_range_hz": list(next([b.fmin_hz, b.fmax_hz] for b in BANDS if b.name == name)),
+            "label": bands[name]["label"],
+        }
         assert "mass_share" not in bands[name] and "enrichment" not in bands[name]
     ulf_rows = (axes.row_frequency_hz >= 1e-3) & (axes.row_frequency_hz < 1e-2)
     assert bands["ULF"]["covered"] is True
@@ -86,14 +95,20 @@ def test_band_not_covered_has_no_numbers():
 
 
 def test_stacked_component_shares_and_band_by_component():
-    axes = SpectrogramAxes.regular(layout="stacked", components=("H", "D", "Z"), n_rows=6, n_cols=4,
-                                   frequency_range_hz=(0.001, 0.1), frequency_scale="log",
-                                   window_s=4 * HOUR)
+    axes = SpectrogramAxes.regular(
+        layout="stacked",
+        components=("H", "D", "Z"),
+        n_rows=6,
+        n_cols=4,
+        frequency_range_hz=(0.001, 0.1),
+        frequency_scale="log",
+        window_s=4 * HOUR,
+    )
     # panels: rows 0-1 H, 2-3 D, 4-5 Z; within a panel row 0 = 31.6 mHz (Pc3), row 1 = 3.16 mHz (ULF)
     heatmap = np.zeros(axes.shape)
-    heatmap[2, :] = 0.5   # D, Pc3: 2
-    heatmap[3, 1] = 1.0   # D, ULF: 1
-    heatmap[5, 0] = 1.0   # Z, ULF: 1
+    heatmap[2, :] = 0.5  # D, Pc3: 2
+    heatmap[3, 1] = 1.0  # D, ULF: 1
+    heatmap[5, 0] = 1.0  # Z, ULF: 1
     shares = component_shares(heatmap, axes)
     assert shares == pytest.approx({"H": 0.0, "D": 0.75, "Z": 0.25}, abs=TOL)
     bands = band_shares(heatmap, axes)
@@ -169,9 +184,15 @@ def test_concentration_simple_cases():
 
 
 def test_summary_is_json_ready_with_native_resolution():
-    axes = SpectrogramAxes.regular(layout="channels", components=("H", "D", "Z"), n_rows=32, n_cols=24,
-                                   frequency_range_hz=(0.0005, 0.1), frequency_scale="log",
-                                   window_s=6 * HOUR)
+    axes = SpectrogramAxes.regular(
+        layout="channels",
+        components=("H", "D", "Z"),
+        n_rows=32,
+        n_cols=24,
+        frequency_range_hz=(0.0005, 0.1),
+        frequency_scale="log",
+        window_s=6 * HOUR,
+    )
     heatmap = np.random.default_rng(1).random(axes.shape).astype(np.float32)
     summary = attention_summary(heatmap, axes, native_shape=(7, 7))
     json.dumps(summary, allow_nan=False)
@@ -183,9 +204,15 @@ def test_summary_is_json_ready_with_native_resolution():
     assert summary["native_resolution"]["decades_per_cell"] == pytest.approx(math.log10(200) / 7, abs=TOL)
     assert set(summary["bands"]) == {"ULF", "Pc5", "Pc4", "Pc3", "rest"}
     assert sum(summary["temporal_profile"]["bin_mass_share"]) == pytest.approx(1.0, abs=TOL)
-    stacked = SpectrogramAxes.regular(layout="stacked", components=("H", "D", "Z"), n_rows=30, n_cols=10,
-                                      frequency_range_hz=(0.001, 0.1), frequency_scale="linear",
-                                      window_s=HOUR)
+    stacked = SpectrogramAxes.regular(
+        layout="stacked",
+        components=("H", "D", "Z"),
+        n_rows=30,
+        n_cols=10,
+        frequency_range_hz=(0.001, 0.1),
+        frequency_scale="linear",
+        window_s=HOUR,
+    )
     res = native_resolution((6, 5), stacked)
     assert res["frequency_cells_per_panel"] == pytest.approx(2.0)
     assert res["hz_per_cell"] == pytest.approx(0.0495)

@@ -84,12 +84,15 @@ def test_iaga_missing_header_field(tmp_path, line, label):
         read_iaga2002(path)
 
 
-@pytest.mark.parametrize(("reported", "word"), [
-    (b"EHZQ", "unknown element"),  # a letter IAGA-2002 does not define
-    (b"HEZF", "disagree"),  # valid letters in another order than the columns WICE WICH WICZ WICF
-    (b"EHZ", "3 elements"),  # fewer elements than data columns
-    (b"EHZZ", "repeats"),
-])
+@pytest.mark.parametrize(
+    ("reported", "word"),
+    [
+        (b"EHZQ", "unknown element"),  # a letter IAGA-2002 does not define
+        (b"HEZF", "disagree"),  # valid letters in another order than the columns WICE WICH WICZ WICF
+        (b"EHZ", "3 elements"),  # fewer elements than data columns
+        (b"EHZZ", "repeats"),
+    ],
+)
 def test_iaga_unknown_reported_order(tmp_path, reported, word):
     lines = _wic_lines()
     lines[7] = b" Reported               " + reported.ljust(45) + b"|\r"
@@ -103,7 +106,7 @@ def test_iaga_one_minute_interval_refused(tmp_path):
     lines = _wic_lines()
     header = lines[: COLUMN_LINE + 1]
     header[10] = b" Data Interval Type     " + b"1-minute (00:15-01:45)".ljust(45) + b"|\r"
-    minute_rows = [row for row in lines[COLUMN_LINE + 1:] if row[17:23] == b"00.000"]  # hh:mm:00 rows
+    minute_rows = [row for row in lines[COLUMN_LINE + 1 :] if row[17:23] == b"00.000"]  # hh:mm:00 rows
     assert len(minute_rows) == 20
     path = _write(tmp_path / "wic.min", header + minute_rows)
     for reader in (read_iaga2002, read_timeseries):
@@ -133,11 +136,14 @@ def test_iaga_non_utf8_bytes(tmp_path, line):
         read_iaga2002(path)
 
 
-@pytest.mark.parametrize(("content", "word"), [
-    (b"", "empty file"),
-    (b"  \r\n\n\t\n", "empty file"),
-    (gzip.compress(b""), "gzip stream holds no data"),
-])
+@pytest.mark.parametrize(
+    ("content", "word"),
+    [
+        (b"", "empty file"),
+        (b"  \r\n\n\t\n", "empty file"),
+        (gzip.compress(b""), "gzip stream holds no data"),
+    ],
+)
 def test_iaga_empty_file(tmp_path, content, word):
     path = _write(tmp_path / "wic.sec", content)
     with refused(InputDataError, path, word):
@@ -145,11 +151,14 @@ def test_iaga_empty_file(tmp_path, content, word):
 
 
 # ============================================================================ BMKG FRG-604RC
-@pytest.mark.parametrize(("name", "content", "word"), [
-    ("S230101.LUT", lambda: _lut_blocks(1)[: BLOCK_BYTES - 1], "no complete FRG-604RC block"),
-    ("S230101.LUT", lambda: _lut_blocks(1)[:HEADER_BYTES], "no complete FRG-604RC block"),
-    ("S230101.LUT.gz", lambda: LUT_GZ.read_bytes()[:12], "gzip"),  # the stream ends inside the gzip header
-])
+@pytest.mark.parametrize(
+    ("name", "content", "word"),
+    [
+        ("S230101.LUT", lambda: _lut_blocks(1)[: BLOCK_BYTES - 1], "no complete FRG-604RC block"),
+        ("S230101.LUT", lambda: _lut_blocks(1)[:HEADER_BYTES], "no complete FRG-604RC block"),
+        ("S230101.LUT.gz", lambda: LUT_GZ.read_bytes()[:12], "gzip"),  # the stream ends inside the gzip header
+    ],
+)
 def test_bmkg_truncated_below_one_block(tmp_path, name, content, word):
     path = _write(tmp_path / name, content())
     with refused(InputDataError, path, word):
@@ -203,8 +212,9 @@ def _png(path: Path, pixels: np.ndarray, colour_type: int) -> Path:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -248,7 +258,7 @@ def test_rgba_with_opaque_alpha_is_dropped(tmp_path):
 def test_16bit_png(tmp_path, caplog):
     """16-bit grey is scaled by 1/65535 (not refused) for one-channel input, refused as grayscale for
     RGB input; 16-bit colour is decoded by pillow at 8-bit precision (high byte) with a warning."""
-    grey = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369)  # 0 .. 65535
+    grey = np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369  # 0 .. 65535
     path = _png(tmp_path / "grey16.png", grey, colour_type=0)
     loaded = load_spectrogram_image(path, GRAY_SPEC)
     np.testing.assert_allclose(loaded.image[..., 0], grey / 65535.0, atol=1e-7)
@@ -297,10 +307,15 @@ def test_npy_object_array_refused_without_unpickling(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("value", "dtype", "count"), [
-    (np.nan, np.float32, 1), (np.inf, np.float32, 1), (-np.inf, np.float64, 1),
-    (1e300, np.float64, 6 * 6 * 3),  # finite in float64, Inf once cast to the float32 input
-])
+@pytest.mark.parametrize(
+    ("value", "dtype", "count"),
+    [
+        (np.nan, np.float32, 1),
+        (np.inf, np.float32, 1),
+        (-np.inf, np.float64, 1),
+        (1e300, np.float64, 6 * 6 * 3),  # finite in float64, Inf once cast to the float32 input
+    ],
+)
 def test_npy_nan_or_inf(tmp_path, value, dtype, count):
     array = np.zeros((6, 6, 3), dtype)
     if count == 1:
@@ -319,13 +334,21 @@ def _npy_header(text: str) -> bytes:
     return np.lib.format.magic(1, 0) + struct.pack("<H", len(body)) + body
 
 
-@pytest.mark.parametrize(("content", "word"), [
-    (None, "empty array"),
-    (_npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 3), }".ljust(117) + "\n")
-     + bytes(64), "not a readable .npy array"),  # claims 112 GiB (np.load alone: MemoryError); holds 64 bytes
-    (_npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (6, 6, 3}\n") + bytes(432),
-     "not a readable .npy array"),  # not a Python literal (np.load alone: tokenize.TokenError)
-])
+@pytest.mark.parametrize(
+    ("content", "word"),
+    [
+        (None, "empty array"),
+        (
+            _npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 3), }".ljust(117) + "\n")
+            + bytes(64),
+            "not a readable .npy array",
+        ),  # claims 112 GiB (np.load alone: MemoryError); holds 64 bytes
+        (
+            _npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (6, 6, 3}\n") + bytes(432),
+            "not a readable .npy array",
+        ),  # not a Python literal (np.load alone: tokenize.TokenError)
+    ],
+)
 def test_npy_corrupt_header_or_empty(tmp_path, content, word):
     path = tmp_path / "odd.npy"
     if content is None:
@@ -356,10 +379,13 @@ def test_csv_missing_columns(tmp_path):
         load_metadata(csv_path, None)
 
 
-@pytest.mark.parametrize(("row", "word"), [
-    ("Huge,N,MLB,2021-04-16,a.npy", "magnitude class 'Huge'"),
-    ("Large,NNE,MLB,2021-04-16,a.npy", "azimuth class 'NNE'"),
-])
+@pytest.mark.parametrize(
+    ("row", "word"),
+    [
+        ("Huge,N,MLB,2021-04-16,a.npy", "magnitude class 'Huge'"),
+        ("Large,NNE,MLB,2021-04-16,a.npy", "azimuth class 'NNE'"),
+    ],
+)
 def test_csv_unknown_class(tmp_path, row, word):
     csv_path = _dataset(tmp_path, ["Normal,Normal,MLB,2021-04-15,a.npy", row])
     with refused(InputDataError, csv_path, "row 3", word, "not in the class mappings"):
@@ -390,10 +416,13 @@ def test_csv_path_outside_the_data_root(tmp_path, kind, monkeypatch):
     assert allowed.records()[0].path == outside.resolve()
 
 
-@pytest.mark.parametrize(("raw", "word"), [
-    ("~no_such_user_0123/a.npy", "unknown user"),  # Path.expanduser raises RuntimeError
-    ("a\x00.npy", "NUL"),  # os.stat raises ValueError
-])
+@pytest.mark.parametrize(
+    ("raw", "word"),
+    [
+        ("~no_such_user_0123/a.npy", "unknown user"),  # Path.expanduser raises RuntimeError
+        ("a\x00.npy", "NUL"),  # os.stat raises ValueError
+    ],
+)
 def test_csv_path_that_cannot_be_a_file_name(tmp_path, raw, word):
     csv_path = _dataset(tmp_path, [f"Large,N,MLB,2021-04-16,{raw}"])
     with refused(InputDataError, csv_path, "row 2", word):
@@ -424,8 +453,13 @@ def _two_head(sizes: tuple[int, int] = (2, 3), double_in_lambda: bool = False) -
     x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs) if double_in_lambda else inputs
     x = keras.layers.Conv2D(2, 3, name="conv")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, [keras.layers.Dense(sizes[0], activation="softmax", name="magnitude")(x),
-                                keras.layers.Dense(sizes[1], activation="softmax", name="azimuth")(x)])
+    return keras.Model(
+        inputs,
+        [
+            keras.layers.Dense(sizes[0], activation="softmax", name="magnitude")(x),
+            keras.layers.Dense(sizes[1], activation="softmax", name="azimuth")(x),
+        ],
+    )
 
 
 def _zip_without_config(path: Path) -> None:
@@ -439,12 +473,15 @@ def _weights_only_named_h5(path: Path) -> None:
     path.write_bytes(weights.read_bytes())  # HDF5, but no model config inside
 
 
-@pytest.mark.parametrize(("name", "make"), [
-    ("bytes.keras", lambda p: p.write_bytes(b"definitely not a zip archive")),
-    ("archive.keras", _zip_without_config),
-    ("text.h5", lambda p: p.write_text("not HDF5")),
-    ("weights.h5", _weights_only_named_h5),
-])
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("bytes.keras", lambda p: p.write_bytes(b"definitely not a zip archive")),
+        ("archive.keras", _zip_without_config),
+        ("text.h5", lambda p: p.write_text("not HDF5")),
+        ("weights.h5", _weights_only_named_h5),
+    ],
+)
 def test_model_file_that_is_not_a_model(tmp_path, name, make):
     path = tmp_path / name
     make(path)
@@ -452,10 +489,13 @@ def test_model_file_that_is_not_a_model(tmp_path, name, make):
         load_model_bundle(path, MODEL_MAPPINGS)
 
 
-@pytest.mark.parametrize(("sizes", "words"), [
-    ((3, 3), ("head 'magnitude'", "3 units", "2 magnitude classes")),
-    ((2, 9), ("head 'azimuth'", "9 units", "3 azimuth classes")),
-])
+@pytest.mark.parametrize(
+    ("sizes", "words"),
+    [
+        ((3, 3), ("head 'magnitude'", "3 units", "2 magnitude classes")),
+        ((2, 9), ("head 'azimuth'", "9 units", "3 azimuth classes")),
+    ],
+)
 def test_model_head_sizes_do_not_match_class_mappings(tmp_path, sizes, words):
     path = tmp_path / "model.keras"
     _two_head(sizes).save(path)
@@ -493,11 +533,14 @@ def test_config_unknown_image_option_is_a_config_error(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("override", "group"), [
-    ("model=no_such_model", "model"),
-    ("xai=no_such_xai", "xai"),
-    ("+method@xai.methods.extra=no_such_method", "method"),
-])
+@pytest.mark.parametrize(
+    ("override", "group"),
+    [
+        ("model=no_such_model", "model"),
+        ("xai=no_such_xai", "xai"),
+        ("+method@xai.methods.extra=no_such_method", "method"),
+    ],
+)
 def test_config_unknown_model_or_method_end_to_end(tmp_path, tiny_cache, override, group):
     """Hydra refuses an unknown config group option before any model is built (well under a second)."""
     run_dir = tmp_path / "run"

@@ -32,21 +32,29 @@ def _figures(fake_render):
 def _sweep(tmp_path: Path, failed: bool) -> Path:
     root = tmp_path / "multirun"
     make_model_folder(make_job(root, 0, ["model=vgg16"]), "vgg16", SAMPLES_A, n=12, methods=("gradcam",))
-    make_model_folder(make_job(root, 1, ["model=efficientnet"]), "efficientnet", SAMPLES_B, n=12,
-                      methods=("gradcam",))
+    make_model_folder(make_job(root, 1, ["model=efficientnet"]), "efficientnet", SAMPLES_B, n=12, methods=("gradcam",))
     if failed:
-        atomic_write_json(make_job(root, 2, ["model=broken"]) / "broken" / "status.json",
-                          {"status": "failed", "error": "models/broken.keras: file not found",
-                           "model": "broken", "sample": None})
+        atomic_write_json(
+            make_job(root, 2, ["model=broken"]) / "broken" / "status.json",
+            {"status": "failed", "error": "models/broken.keras: file not found", "model": "broken", "sample": None},
+        )
     return root
 
 
 def _config(sweep: Path, **job):
-    return OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}, "mode": RunMode.MULTIRUN,
-                                       "runtime": {"output_dir": job.get("output_dir")},
-                                       "job": {"num": job.get("num", 0)}},
-                             "task": {"_target_": job.get("task", "xai.tasks.explain.run")},
-                             "model": {"name": job.get("model")}, "sample": job.get("sample")})
+    return OmegaConf.create(
+        {
+            "hydra": {
+                "sweep": {"dir": str(sweep)},
+                "mode": RunMode.MULTIRUN,
+                "runtime": {"output_dir": job.get("output_dir")},
+                "job": {"num": job.get("num", 0)},
+            },
+            "task": {"_target_": job.get("task", "xai.tasks.explain.run")},
+            "model": {"name": job.get("model")},
+            "sample": job.get("sample"),
+        }
+    )
 
 
 def test_multirun_end_writes_comparison_and_exits_on_failure(tmp_path, caplog):
@@ -84,12 +92,17 @@ def test_on_job_end_records_failure_and_keeps_the_sweep_going(tmp_path, caplog):
     ret.status = JobStatus.FAILED
     ret.return_value = InputDataError("models/x.keras", "file not found")
     callback = CompareOnMultirunEnd()
-    callback.on_job_end(_config(tmp_path / "multirun", output_dir=str(job_dir), model="x", sample="S1"),
-                        job_return=ret)
+    callback.on_job_end(_config(tmp_path / "multirun", output_dir=str(job_dir), model="x", sample="S1"), job_return=ret)
     assert ret.status == JobStatus.COMPLETED
     status = json.loads((job_dir / "x" / "status.json").read_text())
-    expected = {"status": "failed", "error": "models/x.keras: file not found", "error_type": "InputDataError",
-                "model": "x", "sample": "S1", "overrides": []}
+    expected = {
+        "status": "failed",
+        "error": "models/x.keras: file not found",
+        "error_type": "InputDataError",
+        "model": "x",
+        "sample": "S1",
+        "overrides": [],
+    }
     assert status == expected
     assert callback.failed_jobs[0]["error"] == "models/x.keras: file not found"
     assert "file not found" in caplog.text
@@ -106,8 +119,9 @@ def test_on_job_end_records_failure_and_keeps_the_sweep_going(tmp_path, caplog):
     ret = JobReturn()
     ret.status = JobStatus.FAILED
     ret.return_value = RuntimeError("compare broke")
-    callback.on_job_end(_config(tmp_path, output_dir=str(other), model="vgg16",
-                                task="xai.tasks.compare.run"), job_return=ret)
+    callback.on_job_end(
+        _config(tmp_path, output_dir=str(other), model="vgg16", task="xai.tasks.compare.run"), job_return=ret
+    )
     assert not list(other.rglob("status.json"))
     assert callback.failed_jobs[2]["error"] == "RuntimeError: compare broke"
     # successful jobs are left alone; keep_going=False leaves Hydra's failure in place
@@ -123,7 +137,7 @@ def test_on_job_end_records_failure_and_keeps_the_sweep_going(tmp_path, caplog):
     assert ret.status == JobStatus.FAILED
 
 
-APP = '''
+APP = """
 from pathlib import Path
 
 import hydra
@@ -145,9 +159,9 @@ def main(cfg):
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
-CFG = '''
+CFG = """
 model:
   name: vgg16
 sample: null
@@ -160,7 +174,7 @@ hydra:
   callbacks:
     compare_on_multirun_end:
       _target_: xai.callbacks.CompareOnMultirunEnd
-'''
+"""
 
 
 def _run_sweep(tmp_path: Path, models: str) -> tuple[subprocess.CompletedProcess, Path]:
@@ -170,8 +184,14 @@ def _run_sweep(tmp_path: Path, models: str) -> tuple[subprocess.CompletedProcess
     (app_dir / "app.py").write_text(APP)
     (app_dir / "cfg.yaml").write_text(textwrap.dedent(CFG.format(sweep=sweep)))
     env = dict(os.environ, PYTHONPATH=str(REPO), MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, str(app_dir / "app.py"), "-m", f"model.name={models}"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(app_dir / "app.py"), "-m", f"model.name={models}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc, sweep
 
 

@@ -35,12 +35,24 @@ def sweep(tmp_path: Path) -> Path:
     """A sweep: two model jobs that worked, one failed job and one that left nothing."""
     root = tmp_path / "multirun"
     make_model_folder(make_job(root, 0, ["model=vgg16"]), "vgg16", SAMPLES_A, n=32)
-    make_model_folder(make_job(root, 1, ["model=efficientnet"]), "efficientnet", SAMPLES_B, n=16,
-                      class_order=["Large", "Medium", "Moderate", "Normal"], store_attention=True)
+    make_model_folder(
+        make_job(root, 1, ["model=efficientnet"]),
+        "efficientnet",
+        SAMPLES_B,
+        n=16,
+        class_order=["Large", "Medium", "Moderate", "Normal"],
+        store_attention=True,
+    )
     failed = make_job(root, 2, ["model=convnext", "sample=Large_MLB_2021-04-16"])
-    atomic_write_json(failed / "convnext" / "status.json", {
-        "status": "failed", "error": "models/convnext.keras: file not found", "model": "convnext",
-        "sample": "Large_MLB_2021-04-16"})
+    atomic_write_json(
+        failed / "convnext" / "status.json",
+        {
+            "status": "failed",
+            "error": "models/convnext.keras: file not found",
+            "model": "convnext",
+            "sample": "Large_MLB_2021-04-16",
+        },
+    )
     make_job(root, 3, ["model=resnet", "sample=Moderate_X_2020-01-01"])
     compare_job = make_job(root, 4, ["task=compare"])  # not an explain job: never "missing"
     (compare_job / ".hydra" / "config.yaml").write_text("task:\n  _target_: xai.tasks.compare.run\n")
@@ -54,7 +66,8 @@ def test_agreed_but_wrong_failed_and_missing_jobs_are_reported(sweep, tmp_path):
     magnitude = result["agreement"]["magnitude"]["all_models"]
     assert magnitude["agree"] == 2 and magnitude["agree_wrong"] == 1
     assert magnitude["agree_wrong_samples"] == [
-        {"sample": "Moderate_X_2020-01-01", "prediction": "Large", "true": "Moderate"}]
+        {"sample": "Moderate_X_2020-01-01", "prediction": "Large", "true": "Moderate"}
+    ]
     assert result["agreement"]["magnitude"]["pairs"][0]["agree_wrong_samples"] == ["Moderate_X_2020-01-01"]
     azimuth = result["agreement"]["azimuth"]["all_models"]
     assert azimuth["agree"] == 0 and azimuth["agree_wrong"] == 0
@@ -69,8 +82,7 @@ def test_agreed_but_wrong_failed_and_missing_jobs_are_reported(sweep, tmp_path):
     assert failed[0]["error"] == "models/convnext.keras: file not found"
     assert failed[0]["job"] == "multirun/2"
     missing = result["jobs"]["missing"]
-    assert [(m["job"], m["model"], m["sample"]) for m in missing] == [
-        ("multirun/3", "resnet", "Moderate_X_2020-01-01")]
+    assert [(m["job"], m["model"], m["sample"]) for m in missing] == [("multirun/3", "resnet", "Moderate_X_2020-01-01")]
     assert has_failures(result)
 
     report = (out / COMPARISON_REPORT).read_text(encoding="utf-8")
@@ -78,8 +90,9 @@ def test_agreed_but_wrong_failed_and_missing_jobs_are_reported(sweep, tmp_path):
     assert sentence in report
     assert "**Agreed but wrong (magnitude)**: 1 sample(s)." in report
     assert "**Agreed but wrong (azimuth)**: 0 sample(s)." in report
-    failed_line = ("**failed** `multirun/2` (model convnext, sample Large_MLB_2021-04-16): "
-                   "models/convnext.keras: file not found")
+    failed_line = (
+        "**failed** `multirun/2` (model convnext, sample Large_MLB_2021-04-16): models/convnext.keras: file not found"
+    )
     assert failed_line in report
     assert "**missing** `multirun/3` (model resnet, sample Moderate_X_2020-01-01)" in report
     assert "vgg16: 1/2 correct (50 %)" in report.replace("**", "")
@@ -103,8 +116,10 @@ def test_similarity_and_attention_numbers(sweep, tmp_path):
     assert vgg["summary"]["native_resolution"]["time_cells"] == 4
     report = (tmp_path / "cmp" / COMPARISON_REPORT).read_text(encoding="utf-8")
     share = ulf["mass_share"]["mean"]
-    expected = (f"vgg16 Grad-CAM places {100 * share:.0f} % of its mass in the ULF band (1–10 mHz), "
-                f"{ulf['enrichment']['mean']:.2f}× its area share")
+    expected = (
+        f"vgg16 Grad-CAM places {100 * share:.0f} % of its mass in the ULF band (1–10 mHz), "
+        f"{ulf['enrichment']['mean']:.2f}× its area share"
+    )
     assert expected in report
     assert "attention concentrates in the ULF band" in report
     # saliency maps are uniform noise: the report must not claim a band preference for them
@@ -118,10 +133,16 @@ def test_real_figures_are_written(tmp_path, real_figures):
     make_model_folder(tmp_path / "run", "efficientnet", SAMPLES_B[1:], n=12, methods=("gradcam",))
     out = tmp_path / "cmp"
     result = compare_runs([tmp_path / "run"], out)
-    expected = ["Moderate_X_2020-01-01_comparison.png", "confidence_comparison.png",
-                "paper_confidence_comparison.pdf", "paper_confidence_comparison.png",
-                "paper_gradcam_azimuth.pdf", "paper_gradcam_azimuth.png",
-                "paper_gradcam_magnitude.pdf", "paper_gradcam_magnitude.png"]
+    expected = [
+        "Moderate_X_2020-01-01_comparison.png",
+        "confidence_comparison.png",
+        "paper_confidence_comparison.pdf",
+        "paper_confidence_comparison.png",
+        "paper_gradcam_azimuth.pdf",
+        "paper_gradcam_azimuth.png",
+        "paper_gradcam_magnitude.pdf",
+        "paper_gradcam_magnitude.png",
+    ]
     assert result["figures"] == expected
     for name in expected:
         head = (out / name).read_bytes()[:5]
@@ -134,11 +155,19 @@ def test_outputs_written_and_json_deterministic(sweep, tmp_path, fake_render):
     compare_runs([sweep], out)
     first = (out / COMPARISON_JSON).read_bytes()
     names = {p.name for p in out.iterdir()}
-    for expected in ("Large_MLB_2021-04-16_comparison.png", "Moderate_X_2020-01-01_comparison.png",
-                     "confidence_comparison.png", "paper_confidence_comparison.pdf",
-                     "paper_confidence_comparison.png", "paper_gradcam_magnitude.pdf",
-                     "paper_gradcam_magnitude.png",
-                     "paper_gradcam_azimuth.pdf", "paper_gradcam_azimuth.png", COMPARISON_JSON, COMPARISON_REPORT):
+    for expected in (
+        "Large_MLB_2021-04-16_comparison.png",
+        "Moderate_X_2020-01-01_comparison.png",
+        "confidence_comparison.png",
+        "paper_confidence_comparison.pdf",
+        "paper_confidence_comparison.png",
+        "paper_gradcam_magnitude.pdf",
+        "paper_gradcam_magnitude.png",
+        "paper_gradcam_azimuth.pdf",
+        "paper_gradcam_azimuth.png",
+        COMPARISON_JSON,
+        COMPARISON_REPORT,
+    ):
         assert expected in names, expected
         assert (out / expected).stat().st_size > 0
     assert not [n for n in names if n.startswith(".")], "temporary files left behind"
@@ -203,8 +232,15 @@ def test_single_model_writes_facts_with_a_note(tmp_path):
 
 def test_stacked_layout_and_uncovered_band(tmp_path):
     make_model_folder(tmp_path / "run", "vgg16", SAMPLES_A, n=30, layout="stacked", methods=("gradcam",))
-    make_model_folder(tmp_path / "run", "efficientnet", SAMPLES_B, n=15, layout="stacked",
-                      methods=("gradcam",), frange=(0.0005, 0.005))
+    make_model_folder(
+        tmp_path / "run",
+        "efficientnet",
+        SAMPLES_B,
+        n=15,
+        layout="stacked",
+        methods=("gradcam",),
+        frange=(0.0005, 0.005),
+    )
     result = compare_runs([tmp_path / "run"], tmp_path / "cmp")
     comps = result["attention"]["vgg16"]["magnitude"]["gradcam"]["summary"]["components"]
     assert set(comps) == {"H", "D", "Z"}
@@ -258,8 +294,15 @@ def test_run_compare_task_raises_after_writing(sweep, tmp_path):
     assert (out / COMPARISON_REPORT).is_file() and (out / COMPARISON_JSON).is_file()
     clean = tmp_path / "clean"
     make_model_folder(clean, "vgg16", SAMPLES_A, n=16, methods=("gradcam",))
-    cfg = OmegaConf.create({"task": {"folders": [str(clean)], "out_dir": str(tmp_path / "clean_out"),
-                                     "expected_models": ["vgg16", "efficientnet"]}})
+    cfg = OmegaConf.create(
+        {
+            "task": {
+                "folders": [str(clean)],
+                "out_dir": str(tmp_path / "clean_out"),
+                "expected_models": ["vgg16", "efficientnet"],
+            }
+        }
+    )
     with pytest.raises(SweepHadFailures, match="1 missing"):
         run_compare_task(cfg)
     cfg = OmegaConf.create({"task": {"folders": [str(clean)], "out_dir": str(tmp_path / "clean_out")}})
@@ -284,10 +327,12 @@ def test_task_config_is_instantiated_like_main_does(tmp_path):
 
 
 def test_same_model_name_from_different_model_files_is_refused(tmp_path):
-    make_model_folder(tmp_path / "run_a", "vgg16", SAMPLES_A[:1], n=12, methods=("gradcam",),
-                      model_file="models/vgg16_v1.keras")
-    make_model_folder(tmp_path / "run_b", "vgg16", SAMPLES_A[1:], n=12, methods=("gradcam",),
-                      model_file="models/vgg16_v2.keras")
+    make_model_folder(
+        tmp_path / "run_a", "vgg16", SAMPLES_A[:1], n=12, methods=("gradcam",), model_file="models/vgg16_v1.keras"
+    )
+    make_model_folder(
+        tmp_path / "run_b", "vgg16", SAMPLES_A[1:], n=12, methods=("gradcam",), model_file="models/vgg16_v2.keras"
+    )
     with pytest.raises(InputDataError) as raised:
         compare_runs([tmp_path / "run_a", tmp_path / "run_b"], tmp_path / "cmp")
     message = str(raised.value)
@@ -297,8 +342,9 @@ def test_same_model_name_from_different_model_files_is_refused(tmp_path):
     assert "run_b/vgg16/visualization_results.json" in message
     assert not (tmp_path / "cmp" / COMPARISON_JSON).exists()
     # the same model file in both folders is merged as before
-    make_model_folder(tmp_path / "run_c", "vgg16", SAMPLES_A[1:], n=12, methods=("gradcam",),
-                      model_file="models/vgg16_v1.keras")
+    make_model_folder(
+        tmp_path / "run_c", "vgg16", SAMPLES_A[1:], n=12, methods=("gradcam",), model_file="models/vgg16_v1.keras"
+    )
     result = compare_runs([tmp_path / "run_a", tmp_path / "run_c"], tmp_path / "cmp")
     assert result["models"]["vgg16"]["samples"] == ["Large_MLB_2021-04-16", "Moderate_X_2020-01-01"]
     assert result["models"]["vgg16"]["model_file"] == "models/vgg16_v1.keras"
@@ -306,8 +352,11 @@ def test_same_model_name_from_different_model_files_is_refused(tmp_path):
 
 def test_results_files_without_the_schema_structure_are_listed_as_unreadable(tmp_path):
     make_model_folder(tmp_path / "run", "vgg16", SAMPLES_A, n=12, methods=("gradcam",))
-    for model, text in (("nosamples", '{"model": "x"}'), ("noname", '{"samples": [{"heads": {}}]}'),
-                        ("noheads", '{"samples": [{"sample": "S"}]}')):
+    for model, text in (
+        ("nosamples", '{"model": "x"}'),
+        ("noname", '{"samples": [{"heads": {}}]}'),
+        ("noheads", '{"samples": [{"sample": "S"}]}'),
+    ):
         (tmp_path / "run" / model).mkdir()
         (tmp_path / "run" / model / "visualization_results.json").write_text(text)
     result = compare_runs([tmp_path / "run"], tmp_path / "cmp")

@@ -16,21 +16,26 @@ FONTTOOLS_LINE = re.compile(r"subsetting|glyf pruned|fontTools", re.M)
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_tensorflow_starts_without_cpp_lines():
-    proc = _python("from core.quiet import start_tensorflow; start_tensorflow(3)\n"
-                   "import tensorflow as tf; print(tf.reduce_sum(tf.ones(3)).numpy())")
+    proc = _python(
+        "from core.quiet import start_tensorflow; start_tensorflow(3)\n"
+        "import tensorflow as tf; print(tf.reduce_sum(tf.ones(3)).numpy())"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "3.0"
     assert not CPP_LOG_LINE.search(proc.stderr), proc.stderr
 
 
 def test_quiet_start_keeps_python_errors_visible():
-    proc = _python("import sys\nfrom core.quiet import start_tensorflow; start_tensorflow(3)\n"
-                   "print('after', file=sys.stderr); raise SystemExit('visible')")
+    proc = _python(
+        "import sys\nfrom core.quiet import start_tensorflow; start_tensorflow(3)\n"
+        "print('after', file=sys.stderr); raise SystemExit('visible')"
+    )
     assert "after" in proc.stderr and "visible" in proc.stderr
 
 

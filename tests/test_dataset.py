@@ -50,8 +50,7 @@ def test_mappings_lookup_by_name_not_order() -> None:
 
 
 def test_mappings_from_index_only_sorted_by_index() -> None:
-    data = {"magnitude_to_idx": {"Normal": 2, "Large": 0, "Medium": 1},
-            "azimuth_to_idx": {"S": 1, "N": 0}}
+    data = {"magnitude_to_idx": {"Normal": 2, "Large": 0, "Medium": 1}, "azimuth_to_idx": {"S": 1, "N": 0}}
     mappings = ClassMappings.from_dict(data)
     assert mappings.magnitude_classes == ["Large", "Medium", "Normal"]
     assert mappings.azimuth_classes == ["N", "S"]
@@ -73,8 +72,10 @@ def test_mappings_unknown_head_and_class() -> None:
         ({"magnitude_classes": "Large", "azimuth_classes": ["N"]}, "non-empty list"),
         ({"magnitude_classes": ["Large", "Large"], "azimuth_classes": ["N"]}, "more than once.*Large"),
         ({"magnitude_classes": ["Large", 3], "azimuth_classes": ["N"]}, "non-empty strings"),
-        ({"magnitude_classes": ["A", "B"], "magnitude_to_idx": {"A": 1, "B": 0}, "azimuth_classes": ["N"]},
-         "disagrees"),
+        (
+            {"magnitude_classes": ["A", "B"], "magnitude_to_idx": {"A": 1, "B": 0}, "azimuth_classes": ["N"]},
+            "disagrees",
+        ),
         ({"magnitude_to_idx": {"A": 0, "B": 2}, "azimuth_classes": ["N"]}, "indices must be 0..1"),
         ({"magnitude_to_idx": {"A": "0"}, "azimuth_classes": ["N"]}, "not an integer"),
         (["Large"], "JSON object"),
@@ -118,18 +119,25 @@ def _write_dataset(root: Path, rows: list[str], header: str = HEADER, touch: boo
 @pytest.mark.parametrize("mapping_data", [USERS_MAPPINGS, OTHER_ORDER])
 def test_load_metadata_happy_path(tmp_path: Path, mapping_data: dict) -> None:
     header = HEADER + ",event_time,depth_km"
-    csv_path = _write_dataset(tmp_path, [
-        "Large,N,MLB,2021-04-16,img/Large_MLB.png,2021-04-16T10:00:00Z,12",
-        "Normal,Normal,TND,2021-05-01,img/Normal_TND.png,,",
-        "Medium,SW,MLB,2021-06-02,img/Medium.png,2021-06-02T00:00:00Z,30",
-    ], header=header)
+    csv_path = _write_dataset(
+        tmp_path,
+        [
+            "Large,N,MLB,2021-04-16,img/Large_MLB.png,2021-04-16T10:00:00Z,12",
+            "Normal,Normal,TND,2021-05-01,img/Normal_TND.png,,",
+            "Medium,SW,MLB,2021-06-02,img/Medium.png,2021-06-02T00:00:00Z,30",
+        ],
+        header=header,
+    )
     records = load_metadata(csv_path, ClassMappings.from_dict(mapping_data))
-    assert [r.name for r in records] == [
-        "Large_MLB_2021-04-16", "Normal_TND_2021-05-01", "Medium_MLB_2021-06-02"]
+    assert [r.name for r in records] == ["Large_MLB_2021-04-16", "Normal_TND_2021-05-01", "Medium_MLB_2021-06-02"]
     first = records[0]
     assert first.path == (tmp_path / "img" / "Large_MLB.png").resolve() and first.path.is_absolute()
     assert (first.magnitude_class, first.azimuth_class, first.station, first.date) == (
-        "Large", "N", "MLB", "2021-04-16")
+        "Large",
+        "N",
+        "MLB",
+        "2021-04-16",
+    )
     assert first.event_time == "2021-04-16T10:00:00Z"
     assert first.extra == {"depth_km": "12"}
     assert records[1].event_time is None
@@ -149,15 +157,22 @@ def test_load_metadata_without_mappings_and_data_root(tmp_path: Path) -> None:
 
 
 def test_duplicate_names_get_suffixes(tmp_path: Path) -> None:
-    csv_path = _write_dataset(tmp_path, [
-        "Large,N,MLB,2021-04-16,a.png",
-        "Large,S,MLB,2021-04-16,b.png",
-        "Medium,S,MLB,2021-04-16,c.png",
-        "Large,E,MLB,2021-04-16,d.png",
-    ])
+    csv_path = _write_dataset(
+        tmp_path,
+        [
+            "Large,N,MLB,2021-04-16,a.png",
+            "Large,S,MLB,2021-04-16,b.png",
+            "Medium,S,MLB,2021-04-16,c.png",
+            "Large,E,MLB,2021-04-16,d.png",
+        ],
+    )
     names = [r.name for r in load_metadata(csv_path, ClassMappings.from_dict(USERS_MAPPINGS))]
-    assert names == ["Large_MLB_2021-04-16", "Large_MLB_2021-04-16__2", "Medium_MLB_2021-04-16",
-                     "Large_MLB_2021-04-16__3"]
+    assert names == [
+        "Large_MLB_2021-04-16",
+        "Large_MLB_2021-04-16__2",
+        "Medium_MLB_2021-04-16",
+        "Large_MLB_2021-04-16__3",
+    ]
 
 
 def test_csv_missing_columns(tmp_path: Path) -> None:
@@ -226,8 +241,17 @@ def test_csv_paths_outside_root(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- selection
 def _records(classes: list[str]) -> list[SampleRecord]:
-    return [SampleRecord(name=f"{c}_S{i}_d", magnitude_class=c, azimuth_class="N", station=f"S{i}",
-                         date="d", path=Path(f"/x/{i}.png")) for i, c in enumerate(classes)]
+    return [
+        SampleRecord(
+            name=f"{c}_S{i}_d",
+            magnitude_class=c,
+            azimuth_class="N",
+            station=f"S{i}",
+            date="d",
+            path=Path(f"/x/{i}.png"),
+        )
+        for i, c in enumerate(classes)
+    ]
 
 
 def test_default_selection_one_per_non_normal_class() -> None:
@@ -252,8 +276,11 @@ def test_select_single_and_list() -> None:
 
 def test_select_unknown_name() -> None:
     records = _records(["Normal", "Moderate", "Large"])
-    with pytest.raises(ConfigError, match=r"unknown sample 'Large_S3_d' among 3 samples; close matches: "
-                                          r"\['Large_S2_d'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown sample 'Large_S3_d' among 3 samples; close matches: "
+        r"\['Large_S2_d'",
+    ):
         select_samples(records, "Large_S3_d")
     with pytest.raises(ConfigError, match="unknown sample 'zzz'.*e.g."):
         select_samples(records, ["Large_S2_d", "zzz"])

@@ -28,8 +28,14 @@ def _rgb(rows: int = 24, cols: int = 20) -> np.ndarray:
 
 
 def _stacked_spec(**kwargs) -> ImageSpec:
-    return ImageSpec(layout="stacked", components=["H", "D", "Z"], frequency_range_hz=[0.001, 0.1],
-                     frequency_scale="log", window_s=21600, **kwargs)
+    return ImageSpec(
+        layout="stacked",
+        components=["H", "D", "Z"],
+        frequency_range_hz=[0.001, 0.1],
+        frequency_scale="log",
+        window_s=21600,
+        **kwargs,
+    )
 
 
 # ---------------------------------------------------------------------------- reading
@@ -65,8 +71,13 @@ def test_jpg_and_opaque_alpha(tmp_path: Path) -> None:
 def test_channels_layout_npy(tmp_path: Path) -> None:
     array = RNG.normal(size=(10, 8, 3)).astype(np.float64)
     np.save(tmp_path / "a.npy", array)
-    spec = ImageSpec(layout="channels", components=("H", "D", "Z"), frequency_range_hz=(0.001, 0.1),
-                     frequency_scale="linear", window_s=3600)
+    spec = ImageSpec(
+        layout="channels",
+        components=("H", "D", "Z"),
+        frequency_range_hz=(0.001, 0.1),
+        frequency_scale="linear",
+        window_s=3600,
+    )
     loaded = load_spectrogram_image(tmp_path / "a.npy", spec)
     np.testing.assert_allclose(loaded.image, array.astype(np.float32))  # float kept as it is
     assert loaded.axes.layout == "channels" and list(loaded.axes.row_component) == [-1] * 10
@@ -180,9 +191,16 @@ def test_npy_errors(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- spec
 def test_spec_from_omegaconf_and_errors() -> None:
-    cfg = OmegaConf.create({"layout": "stacked", "components": ["H", "D", "Z"],
-                            "frequency_range_hz": [0.001, 0.1], "expected_shape": [224, 224],
-                            "colormap": "jet", "invert_colormap": True})
+    cfg = OmegaConf.create(
+        {
+            "layout": "stacked",
+            "components": ["H", "D", "Z"],
+            "frequency_range_hz": [0.001, 0.1],
+            "expected_shape": [224, 224],
+            "colormap": "jet",
+            "invert_colormap": True,
+        }
+    )
     spec = ImageSpec(**cfg)
     assert spec.components == ("H", "D", "Z") and spec.expected_shape == (224, 224)
     assert spec.axes(9, 4).shape == (9, 4)

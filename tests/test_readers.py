@@ -116,7 +116,7 @@ def test_iaga_lf_line_ends_and_xyzf(tmp_path):
 
 def test_iaga_time_gap_rows_are_nan_filled_with_warning(tmp_path):
     lines = _lines(WIC_EXCERPT)
-    del lines[HEADER_LINES + 101: HEADER_LINES + 111]  # 10 rows removed
+    del lines[HEADER_LINES + 101 : HEADER_LINES + 111]  # 10 rows removed
     path = _write_lines(tmp_path / "gap.sec", lines)
     with pytest.warns(ReaderWarning, match="10 missing time rows"):
         series = read_iaga2002(path)
@@ -179,8 +179,10 @@ def test_iaga_bad_reported(tmp_path, reported, fragment):
 def test_iaga_non_numeric_value_names_the_line(tmp_path):
     lines = _lines(WIC_EXCERPT)
     row = HEADER_LINES + 1 + 50
-    lines[row] = lines[row].replace(b"21027.", b"2x027.", 1) if b"21027." in lines[row] else (
-        lines[row][:45] + b"x" + lines[row][46:]
+    lines[row] = (
+        lines[row].replace(b"21027.", b"2x027.", 1)
+        if b"21027." in lines[row]
+        else (lines[row][:45] + b"x" + lines[row][46:])
     )
     path = _write_lines(tmp_path / "nan.sec", lines)
     with pytest.raises(InputDataError) as excinfo:
@@ -225,7 +227,7 @@ def _minute_file(tmp_path: Path, header_interval: bytes = b"1-minute (00:15-01:4
     lines = _lines(WIC_EXCERPT)
     head = lines[: HEADER_LINES + 1]
     head[10] = b" Data Interval Type     " + header_interval + b"                       |\r"
-    rows = [ln for ln in lines[HEADER_LINES + 1:] if ln.strip()]
+    rows = [ln for ln in lines[HEADER_LINES + 1 :] if ln.strip()]
     minute_rows = [r for r in rows if r[17:23] == b"00.000"]  # rows at hh:mm:00
     return _write_lines(tmp_path / "wic.min", head + minute_rows + [b""])
 
@@ -283,20 +285,16 @@ def test_iaga_full_day_counts_values_and_speed():
     assert series.times[-1] == np.datetime64("2018-08-29T23:59:59", "ms")
     counts = {name: int(np.isnan(series[name]).sum()) for name in series.component_names}
     assert counts == {"E": 1, "H": 1, "Z": 1, "F": 13}
-    assert (series["E"][0], series["H"][0], series["Z"][0], series["F"][0]) == (
-        16.56, 21027.32, 43859.29, 48632.86
-    )
+    assert (series["E"][0], series["H"][0], series["Z"][0], series["F"][0]) == (16.56, 21027.32, 43859.29, 48632.86)
     excerpt = read_iaga2002(WIC_EXCERPT)
     offset = int((excerpt.times[0] - series.times[0]) / np.timedelta64(1, "s"))
     for name in series.component_names:
-        np.testing.assert_array_equal(series[name][offset: offset + 1200], excerpt[name])
+        np.testing.assert_array_equal(series[name][offset : offset + 1200], excerpt[name])
 
 
 # ------------------------------------------------------------------ BMKG FRG-604RC
 @pytest.mark.shared
-@pytest.mark.parametrize(
-    ("path", "h_mean", "n_invalid"), [(LUT_DAY1, 38385.1, 60), (LUT_DAY2, 38392.3, 0)]
-)
+@pytest.mark.parametrize(("path", "h_mean", "n_invalid"), [(LUT_DAY1, 38385.1, 60), (LUT_DAY2, 38392.3, 0)])
 def test_bmkg_full_days(path, h_mean, n_invalid):
     path = _shared(path)
     with warnings.catch_warnings():
@@ -424,7 +422,7 @@ def test_bmkg_corrupt_block_header(tmp_path):
 def test_bmkg_missing_block_is_nan_filled(tmp_path):
     raw = _raw_day(LUT_TRUNCATED)
     path = tmp_path / "S230101.LUT"
-    path.write_bytes(raw[:BLOCK_BYTES] + raw[2 * BLOCK_BYTES: 3 * BLOCK_BYTES])  # block 1 missing
+    path.write_bytes(raw[:BLOCK_BYTES] + raw[2 * BLOCK_BYTES : 3 * BLOCK_BYTES])  # block 1 missing
     with pytest.warns(ReaderWarning) as record:
         series = read_bmkg_frg604(path)
     assert any("1 missing blocks" in str(w.message) for w in record)

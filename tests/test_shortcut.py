@@ -56,15 +56,34 @@ def _results(recall_with, recall_without, called_normal_with, called_normal_ever
     def pred(recall, called):
         return {"n": 10, "magnitude_accuracy": 0.5, "normal_recall": recall, "precursor_called_normal": called}
 
-    return {"frequency_hz": 0.03, "rms_nT": 0.3, "n_samples": 10, "seed": 1, "models": {
-        "shortcut": {"predictions": {"as_trained": pred(recall_with, called_normal_with),
-                                     "cue_removed": pred(recall_without, 0.0),
-                                     "cue_everywhere": pred(recall_with, called_normal_everywhere)},
-                     "explanations": {"cue_area_share": 0.04, "precursor_area_share": 0.1, "methods": {
-                         "gradcam": {"cue_mass_normal": cue_mass, "precursor_mass_other": 0.3}}}},
-        "clean": {"predictions": {v: pred(0.9, 0.0) for v in shortcut.VARIANTS},
-                  "explanations": {"cue_area_share": 0.04, "precursor_area_share": 0.1, "methods": {
-                      "gradcam": {"cue_mass_normal": control_mass, "precursor_mass_other": 0.3}}}}}}
+    return {
+        "frequency_hz": 0.03,
+        "rms_nT": 0.3,
+        "n_samples": 10,
+        "seed": 1,
+        "models": {
+            "shortcut": {
+                "predictions": {
+                    "as_trained": pred(recall_with, called_normal_with),
+                    "cue_removed": pred(recall_without, 0.0),
+                    "cue_everywhere": pred(recall_with, called_normal_everywhere),
+                },
+                "explanations": {
+                    "cue_area_share": 0.04,
+                    "precursor_area_share": 0.1,
+                    "methods": {"gradcam": {"cue_mass_normal": cue_mass, "precursor_mass_other": 0.3}},
+                },
+            },
+            "clean": {
+                "predictions": {v: pred(0.9, 0.0) for v in shortcut.VARIANTS},
+                "explanations": {
+                    "cue_area_share": 0.04,
+                    "precursor_area_share": 0.1,
+                    "methods": {"gradcam": {"cue_mass_normal": control_mass, "precursor_mass_other": 0.3}},
+                },
+            },
+        },
+    }
 
 
 def test_verdict_names_exploitation_and_whether_the_map_points_at_the_cue():
@@ -89,8 +108,16 @@ def test_shortcut_task_end_to_end_on_the_tiny_demo(tmp_path, tiny_cache, tiny_de
 
     from tests.conftest import TINY, run_main
 
-    proc = run_main([*TINY, "task=shortcut", "data=demo_shortcut", "task.n_samples=12", f"paths.cache_dir={tiny_cache}",
-                     f"hydra.run.dir={tmp_path}"])
+    proc = run_main(
+        [
+            *TINY,
+            "task=shortcut",
+            "data=demo_shortcut",
+            "task.n_samples=12",
+            f"paths.cache_dir={tiny_cache}",
+            f"hydra.run.dir={tmp_path}",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((tmp_path / "shortcut" / "shortcut_results.json").read_text())
     assert set(results["models"]) == {"shortcut", "clean"}

@@ -20,12 +20,20 @@ HOUR = 3600.0
 
 
 def _axes(n: int, layout: str = "channels", frange=(0.0005, 0.1), window_h: float = 6.0) -> SpectrogramAxes:
-    return SpectrogramAxes.regular(layout=layout, components=("H", "D", "Z"), n_rows=n, n_cols=n,
-                                   frequency_range_hz=frange, frequency_scale="log", window_s=window_h * HOUR)
+    return SpectrogramAxes.regular(
+        layout=layout,
+        components=("H", "D", "Z"),
+        n_rows=n,
+        n_cols=n,
+        frequency_range_hz=frange,
+        frequency_scale="log",
+        window_s=window_h * HOUR,
+    )
 
 
-def _box(axes: SpectrogramAxes, fmin: float, fmax: float, t_start_h: float, t_end_h: float,
-         component: str | None = None) -> np.ndarray:
+def _box(
+    axes: SpectrogramAxes, fmin: float, fmax: float, t_start_h: float, t_end_h: float, component: str | None = None
+) -> np.ndarray:
     return axes.cell_mask(fmin, fmax, t_start_h * HOUR, t_end_h * HOUR, component=component).astype(float)
 
 

@@ -12,8 +12,10 @@ from geomag.images import render_jet_stacked, save_spectrogram_png
 from geomag.sources import CsvDataSource
 from geomag.spectrogram import SpectrogramConfig
 
-MAPPINGS = ('{"magnitude_classes": ["Normal", "Large"], "azimuth_classes": ["Normal", "N"], '
-            '"magnitude_to_idx": {"Normal": 0, "Large": 1}, "azimuth_to_idx": {"Normal": 0, "N": 1}}')
+MAPPINGS = (
+    '{"magnitude_classes": ["Normal", "Large"], "azimuth_classes": ["Normal", "N"], '
+    '"magnitude_to_idx": {"Normal": 0, "Large": 1}, "azimuth_to_idx": {"Normal": 0, "N": 1}}'
+)
 HEADER = "magnitude_class,azimuth_class,station,date,path,event_time\n"
 
 
@@ -52,8 +54,14 @@ def test_users_jet_png_reads_with_config_axes(tmp_path):
     panels = [np.linspace(0, 1, 75 * 80).reshape(75, 80) + k for k in range(3)]
     save_spectrogram_png(tmp_path / "a.png", render_jet_stacked(panels, shape=(224, 224)))
     csv_path = _csv(tmp_path, ["Normal,Normal,MLB,2021-04-16,a.png,\n"])
-    image = {"layout": "stacked", "frequency_range_hz": [0.001, 0.5], "frequency_scale": "linear",
-             "expected_shape": [224, 224], "colormap": "jet", "invert_colormap": True}
+    image = {
+        "layout": "stacked",
+        "frequency_range_hz": [0.001, 0.5],
+        "frequency_scale": "linear",
+        "expected_shape": [224, 224],
+        "colormap": "jet",
+        "invert_colormap": True,
+    }
     source = CsvDataSource(csv_path, image=image)
     loaded = source.load(source.records()[0])
     assert loaded.image.shape == (224, 224, 3) and loaded.scalar.shape == (224, 224)
@@ -88,8 +96,10 @@ def test_hydra_builds_the_csv_source_from_plain_values(tmp_path):
         for data in ("demo", "demo_shortcut", "csv"):
             cfg = compose(config_name="config", overrides=[f"data={data}", f"paths.cache_dir={tmp_path}"])
             assert cfg.data._convert_ == "all"
-        cfg = compose(config_name="config", overrides=["data=csv", f"data.metadata_csv={csv_path}",
-                                                       "spectrogram.gaps.max_interpolate_s=30"])
+        cfg = compose(
+            config_name="config",
+            overrides=["data=csv", f"data.metadata_csv={csv_path}", "spectrogram.gaps.max_interpolate_s=30"],
+        )
         source = instantiate(cfg.data)
     assert isinstance(source, CsvDataSource)
     assert type(source.gaps) is dict and source.gaps["max_interpolate_s"] == 30

@@ -15,7 +15,7 @@ def _burst(frequency_hz: float, centre_s: int, rng) -> dict[str, np.ndarray]:
     t = np.arange(N)
     comps = {c: 0.01 * rng.standard_normal(N) for c in "HDZ"}
     envelope = np.zeros(N)
-    envelope[centre_s - 1024:centre_s + 1024] = np.hanning(2048)
+    envelope[centre_s - 1024 : centre_s + 1024] = np.hanning(2048)
     comps["Z"] = comps["Z"] + envelope * np.sin(2 * np.pi * frequency_hz * t)
     return comps
 
@@ -23,8 +23,9 @@ def _burst(frequency_hz: float, centre_s: int, rng) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("layout, grid", [("channels", (112, 112)), ("stacked", (224, 224)), ("channels", (64, 200))])
 @pytest.mark.parametrize("frequency_hz, centre_s", [(0.004, 12000), (0.0015, 5000), (0.03, 18000), (0.08, 3000)])
 def test_planted_sinusoid_peaks_at_the_pixel_the_axes_name(layout, grid, frequency_hz, centre_s):
-    spec = compute_spectrogram(_burst(frequency_hz, centre_s, np.random.default_rng(1)),
-                               SpectrogramConfig(layout=layout, grid=grid))
+    spec = compute_spectrogram(
+        _burst(frequency_hz, centre_s, np.random.default_rng(1)), SpectrogramConfig(layout=layout, grid=grid)
+    )
     axes = spec.axes
     if layout == "channels":
         power = spec.log_power[..., 2]
@@ -51,9 +52,8 @@ def test_axes_conventions_and_resolution():
 def test_power_is_calibrated_psd():
     rng = np.random.default_rng(3)
     sigma = 0.5  # white noise of variance 0.25 nT^2 at 1 Hz has a one-sided PSD of 0.5 nT^2/Hz
-    spec = compute_spectrogram({c: sigma * rng.standard_normal(N) for c in "HDZ"},
-                               SpectrogramConfig(power_floor=0.0))
-    assert np.mean(10 ** spec.log_power) == pytest.approx(2 * sigma**2, rel=0.1)
+    spec = compute_spectrogram({c: sigma * rng.standard_normal(N) for c in "HDZ"}, SpectrogramConfig(power_floor=0.0))
+    assert np.mean(10**spec.log_power) == pytest.approx(2 * sigma**2, rel=0.1)
 
 
 def test_too_short_segment_cannot_resolve_ulf_band():

@@ -90,8 +90,9 @@ def _as_bands(bands: Iterable[Band] | Mapping[str, Sequence[float]]) -> tuple[Ba
         if band.name == REST:
             raise InputDataError(None, f"band name {REST!r} is reserved for the mass outside all bands")
         if not 0 <= band.fmin_hz < band.fmax_hz:
-            raise InputDataError(None, f"band {band.name!r} needs 0 <= fmin < fmax, got "
-                                       f"{band.fmin_hz}..{band.fmax_hz} Hz")
+            raise InputDataError(
+                None, f"band {band.name!r} needs 0 <= fmin < fmax, got {band.fmin_hz}..{band.fmax_hz} Hz"
+            )
     return result
 
 
@@ -112,9 +113,7 @@ def _check_per_channel(per_channel: np.ndarray, axes: SpectrogramAxes) -> np.nda
     array = np.asarray(per_channel, dtype=np.float64)
     n_components = len(axes.components)
     if array.ndim != 3 or array.shape[:2] != axes.shape or array.shape[2] != n_components:
-        raise InputDataError(
-            None, f"per-channel map has shape {array.shape}, expected {axes.shape + (n_components,)}"
-        )
+        raise InputDataError(None, f"per-channel map has shape {array.shape}, expected {axes.shape + (n_components,)}")
     if not np.all(np.isfinite(array)):
         raise InputDataError(None, "per-channel map contains NaN or infinite values")
     return np.clip(array, 0.0, None)
@@ -149,9 +148,16 @@ def band_shares(
     for band in band_list:
         rows = axes.band_rows(band.fmin_hz, band.fmax_hz)
         union |= rows
-        entries.append((band.name, rows, {
-            "frequency_range_hz": [band.fmin_hz, band.fmax_hz], "label": band.label or band.name,
-        }))
+        entries.append(
+            (
+                band.name,
+                rows,
+                {
+                    "frequency_range_hz": [band.fmin_hz, band.fmax_hz],
+                    "label": band.label or band.name,
+                },
+            )
+        )
     entries.append((REST, ~union, {"frequency_range_hz": None, "label": "outside all bands"}))
 
     result: dict[str, dict] = {}
@@ -204,10 +210,7 @@ def component_shares(
     channels = _check_per_channel(per_channel, axes)
     channel_mass = channels.sum(axis=(0, 1))
     total = float(channel_mass.sum())
-    return {
-        comp: (float(channel_mass[i]) / total if total > 0 else None)
-        for i, comp in enumerate(axes.components)
-    }
+    return {comp: (float(channel_mass[i]) / total if total > 0 else None) for i, comp in enumerate(axes.components)}
 
 
 def _hour_edges(window_hours: float, bin_hours: float) -> np.ndarray:
@@ -253,9 +256,7 @@ def temporal_profile(heatmap: np.ndarray, axes: SpectrogramAxes, bin_hours: floa
     }
 
 
-def peak_and_centroid(
-    heatmap: np.ndarray, axes: SpectrogramAxes, per_channel: np.ndarray | None = None
-) -> dict:
+def peak_and_centroid(heatmap: np.ndarray, axes: SpectrogramAxes, per_channel: np.ndarray | None = None) -> dict:
     """Peak cell and mass-weighted centroid in physical units.
 
     Peak: the first maximal cell in row-major order (deterministic under ties); its component is
@@ -313,8 +314,7 @@ def concentration(heatmap: np.ndarray, top_fraction: float = 0.10) -> dict:
     n = mass.size
     k = max(1, math.ceil(top_fraction * n - 1e-9))
     total = float(mass.sum())
-    result = {"normalized_entropy": None, "top_fraction": top_fraction, "top_cells": k,
-              "top_mass_share": None}
+    result = {"normalized_entropy": None, "top_fraction": top_fraction, "top_cells": k, "top_mass_share": None}
     if total <= 0 or n == 0:
         return result
     p = mass / total
@@ -378,8 +378,12 @@ def attention_summary(
         "total_mass": total,
         "negative_fraction": negative_fraction,
         "layout": axes.layout,
-        "grid": {"rows": axes.shape[0], "cols": axes.shape[1],
-                 "frequency_range_hz": [float(fmin), float(fmax)], "window_hours": axes.window_s / 3600.0},
+        "grid": {
+            "rows": axes.shape[0],
+            "cols": axes.shape[1],
+            "frequency_range_hz": [float(fmin), float(fmax)],
+            "window_hours": axes.window_s / 3600.0,
+        },
         "bands": band_shares(mass, axes, bands, per_channel),
         "components": component_shares(mass, axes, per_channel),
         "temporal_profile": temporal_profile(mass, axes, bin_hours),

@@ -33,8 +33,15 @@ def _data_offset(handle) -> int:
 class HeatmapStore:
     """Fixed-size ``.npy`` files written row block by row block (``write``) and read in chunks."""
 
-    def __init__(self, folder: str | os.PathLike, keys: Sequence[tuple[str, str]], n_samples: int,
-                 grid_shape: Sequence[int], dtype: str = "float16", create: bool = True) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        keys: Sequence[tuple[str, str]],
+        n_samples: int,
+        grid_shape: Sequence[int],
+        dtype: str = "float16",
+        create: bool = True,
+    ) -> None:
         self.folder = Path(folder)
         self.keys = [tuple(k) for k in keys]
         self.shape = (int(n_samples), int(grid_shape[0]), int(grid_shape[1]))
@@ -54,15 +61,20 @@ class HeatmapStore:
         except (OSError, ValueError) as exc:
             raise InputDataError(path, f"cannot reopen heatmap file to resume ({exc})") from None
         if array.shape != self.shape or array.dtype != self.dtype:
-            raise InputDataError(path, f"heatmap file has shape {array.shape} {array.dtype}, expected "
-                                       f"{self.shape} {self.dtype}; delete the partial run to start again")
+            raise InputDataError(
+                path,
+                f"heatmap file has shape {array.shape} {array.dtype}, expected "
+                f"{self.shape} {self.dtype}; delete the partial run to start again",
+            )
 
     def write(self, method: str, head: str, start: int, maps: np.ndarray) -> None:
         """Write ``maps`` (B, rows, cols) at rows ``start .. start + B``."""
         values = np.ascontiguousarray(maps, dtype=self.dtype)
         if values.ndim != 3 or values.shape[1:] != self.shape[1:] or start + len(values) > self.shape[0]:
-            raise InputDataError(heatmap_file(self.folder, method, head),
-                                 f"cannot store maps of shape {maps.shape} at row {start} of {self.shape}")
+            raise InputDataError(
+                heatmap_file(self.folder, method, head),
+                f"cannot store maps of shape {maps.shape} at row {start} of {self.shape}",
+            )
         row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         with open(heatmap_file(self.folder, method, head), "r+b") as handle:
             offset = _data_offset(handle)

@@ -61,9 +61,7 @@ def _interp_axis(values: np.ndarray, source: np.ndarray, target: np.ndarray, axi
     return np.moveaxis(out, -1, axis)
 
 
-def resample_to_common_grid(
-    heatmap: np.ndarray, axes: SpectrogramAxes, common_axes: SpectrogramAxes
-) -> np.ndarray:
+def resample_to_common_grid(heatmap: np.ndarray, axes: SpectrogramAxes, common_axes: SpectrogramAxes) -> np.ndarray:
     """Resample a ``(n_rows, n_cols)`` heatmap from ``axes`` onto ``common_axes``.
 
     Separable linear interpolation at the target row/column centres: along frequency in
@@ -77,18 +75,14 @@ def resample_to_common_grid(
     if array.shape != axes.shape:
         raise InputDataError(None, f"heatmap shape {array.shape} does not match its grid {axes.shape}")
     if axes.layout != common_axes.layout:
-        raise ConfigError(
-            f"cannot resample a {axes.layout}-layout map onto a {common_axes.layout}-layout grid"
-        )
+        raise ConfigError(f"cannot resample a {axes.layout}-layout map onto a {common_axes.layout}-layout grid")
     scale = common_axes.frequency_scale
     n_rows, n_cols = common_axes.shape
     by_frequency = np.empty((n_rows, axes.shape[1]), dtype=np.float64)
     source_panels = dict(_panels(axes))
     for name, target_rows in _panels(common_axes):
         if name not in source_panels:
-            raise ConfigError(
-                f"component {name!r} of the common grid is missing from the map's grid {axes.components}"
-            )
+            raise ConfigError(f"component {name!r} of the common grid is missing from the map's grid {axes.components}")
         rows = source_panels[name]
         by_frequency[target_rows] = _interp_axis(
             array[rows],

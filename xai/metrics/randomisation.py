@@ -127,7 +127,7 @@ def randomisation_steps(model: Any, max_steps: int = 6) -> list[list[str]]:
     shared = set.intersection(*per_output)
     top_level = {}
     for layer in keras_model.layers:
-        for path, inner in (_units(layer, f"{layer.name}/") if is_submodel(layer) else [(layer.name, layer)]):
+        for path, inner in _units(layer, f"{layer.name}/") if is_submodel(layer) else [(layer.name, layer)]:
             top_level[path] = (layer, inner)
     units = [path for path, _ in _units(keras_model) if id(top_level[path][0]) in connected]
     if not units:
