@@ -224,13 +224,13 @@ def real_pages(tmp_path_factory, tiny_cache) -> dict[str, Path]:
     ):
         proc = run_main(args)
         assert proc.returncode == 0, proc.stderr[-3000:]
-    pages = {
-        f"explain-{p.parent.name}": write_model_page(p.parent)
-        for p in sorted(sweep.glob("*/*/visualization_results.json"))
-    }
-    pages["comparison"] = write_comparison_page(sweep / "comparison")
-    pages["dataset"] = write_dataset_page(dataset / "efficientnet")
-    pages["compare-with-trust"] = write_comparison_page(compare / "comparison")
+    # the runs write their own pages: each sweep job's model folder, the comparison, the data-set run
+    pages = {f"explain-{p.parent.name}": p for p in sorted(sweep.glob("*/*/report.html"))}
+    pages["comparison"] = sweep / "comparison" / "report.html"
+    pages["dataset"] = dataset / "efficientnet" / "report.html"
+    pages["compare-with-trust"] = compare / "comparison" / "report.html"
+    assert sorted(pages) == ["compare-with-trust", "comparison", "dataset", "explain-efficientnet", "explain-vgg16"]
+    assert all(page.is_file() for page in pages.values()), pages
     return pages
 
 

@@ -61,13 +61,17 @@ def test_default_run_writes_figures_heatmaps_and_json(tiny_demo_run):
                     assert display.min() >= 0 and display.max() <= 1
                     assert list(npz[f"{method}__{head}__native"].shape) == native[method]
             assert "axes_json" in npz.files
+    page = (folder / "report.html").read_text()  # the model's browsable page, with a thumbnail per sample
+    assert all(s["sample"] in page for s in results["samples"])
+    assert len(list((folder / "thumbs").glob("*.jpg"))) == len(results["samples"])
     assert not [p for p in run_dir.iterdir() if ".staging-" in p.name or ".old-" in p.name]  # no leftovers
 
 
 def test_second_run_reuses_cached_model(tmp_path, tiny_cache, tiny_demo_run):
     assert tiny_demo_run[0].returncode == 0
-    second, _ = _explain(tmp_path / "b", tiny_cache)
+    second, run_dir = _explain(tmp_path / "b", tiny_cache, "report.html=false")
     assert second.returncode == 0, second.stderr[-3000:]
+    assert not (run_dir / "efficientnet" / "report.html").exists()  # report.html=false: no page
     assert "using cached demo model" in second.stderr + second.stdout
     assert "training it once" not in second.stderr + second.stdout
 

@@ -292,7 +292,8 @@ def test_rerun_into_the_same_folder_replaces_it_and_a_failed_rerun_keeps_it(tmp_
     common = [*TINY, f"paths.cache_dir={tiny_cache}", f"hydra.run.dir={run_dir}", "xai=gradcam"]
     second = run_main([*common, f"sample={names[2]}"])
     assert second.returncode == 0, second.stderr[-3000:]
-    expected = sorted([f"{names[2]}_heatmaps.npz", f"{names[2]}_visualization.png", "visualization_results.json"])
+    page = ["report.html", "thumbs"]  # the model's report page and its gallery thumbnail
+    expected = sorted([f"{names[2]}_heatmaps.npz", f"{names[2]}_visualization.png", "visualization_results.json", *page])
     assert sorted(p.name for p in folder.iterdir()) == expected  # nothing of the first run is left
     results = json.loads((folder / "visualization_results.json").read_text())
     assert [s["sample"] for s in results["samples"]] == [names[2]] and results["methods"] == ["gradcam"]
