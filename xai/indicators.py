@@ -14,17 +14,27 @@ power first).
   field ``G = sqrt(H² + D²)``, so ``P_G = P_H + P_D``, from the band power in 1-10 mHz;
 * **spectral slope**: the least-squares slope of ``log10 P`` against ``log10 f`` of the time-mean
   PSD per component over 2-100 mHz (-2 for a power law ``P ∝ f^-2``).
+
+:func:`grid_log_power` recovers the log power of a model-input grid: the ``channels`` grid of raw
+data *is* the log power; a ``stacked`` grid of raw data holds jet colours of the log power clipped
+to ``jet_range_log10`` (``conf/spectrogram``), so the colours are inverted first (values beyond the
+range stay clipped). The demo data set's ``.npy`` files hold exactly these grids. Users' image
+files hold colours and their arrays values of an unknown scale, so they get no indicators (the
+entry says so).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from core.errors import InputDataError
 from geomag.axes import SpectrogramAxes
+from geomag.images import IMAGE_SUFFIXES, invert_colormap
 from xai.reliance.regions import RegionConfig
 
 log = logging.getLogger(__name__)
@@ -34,8 +44,13 @@ __all__ = [
     "SLOPE_RANGE_HZ",
     "band_power",
     "component_power",
+    "flat_indicators",
+    "grid_log_power",
     "indicators",
     "indicators_batch",
+    "IndicatorSettings",
+    "batch_indicators",
+    "sample_indicators",
     "polarization_ratios",
     "spectral_slope",
 ]
@@ -143,3 +158,88 @@ def indicators_batch(
     if len(per_sample) != len(batch):
         raise InputDataError(None, f"{len(batch)} samples but {len(per_sample)} axes")
     return [indicators(values, sample_axes, power_floor) for values, sample_axes in zip(batch, per_sample)]
+
+
+# --------------------------------------------------------------------------- model-input grids
+IMAGE_REASON = (
+    "image/array inputs hold colours or scaled values, not power: physical indicators need the "
+    "inverted colour map and the log-power range of the colour scale"
+)
+
+
+@dataclass(frozen=True)
+class IndicatorSettings:
+    """How grid values map to power: ``power_floor`` and ``jet_range_log10`` of ``conf/spectrogram``;
+    ``power_arrays``: ``.npy`` inputs hold the grids computed from raw data (the demo data set)."""
+
+    power_floor: float = DEFAULT_POWER_FLOOR
+    jet_range_log10: tuple[float, float] = (-3.0, 3.0)
+    power_arrays: bool = False
+
+    @classmethod
+    def of_source(cls, source: Any) -> IndicatorSettings:
+        """From a data source's spectrogram config (the defaults when it has none)."""
+        config = getattr(source, "spectrogram", None)
+        if config is None:
+            return cls()
+        floor = getattr(config, "power_floor", DEFAULT_POWER_FLOOR)
+        low, high = getattr(config, "jet_range_log10", (-3.0, 3.0))
+        demo = hasattr(source, "generator")  # geomag.sources.DemoDataSource writes the grids it computed
+        return cls(float(floor), (float(low), float(high)), demo)
+
+
+def grid_log_power(
+    grid: np.ndarray, axes: SpectrogramAxes, settings: IndicatorSettings = IndicatorSettings()
+) -> tuple[np.ndarray, dict]:
+    """``(log10 power, {source, clipped_fraction})`` of a raw-data model-input grid (see the module
+    docstring); ``clipped_fraction``: the share of cells at either end of the jet range (their power
+    is only known to lie beyond it), ``None`` for a ``channels`` grid."""
+    values = np.asarray(grid, dtype=np.float64)
+    if axes.layout == "channels":
+        return values, {"source": "grid values (log10 power)", "clipped_fraction": None}
+    if values.ndim != 3 or values.shape[-1] != 3:
+        raise InputDataError(None, f"stacked grid has shape {values.shape}, expected (rows, cols, 3) jet RGB")
+    rgb = np.clip(np.floor(values * 255.0 + 1e-6), 0, 255).astype(np.uint8)
+    centre = invert_colormap(rgb, "jet").astype(np.float64)  # (i + 0.5) / 256 of jet colour i
+    index = np.clip(np.round(centre * 256.0 - 0.5), 0, 255)
+    low, high = settings.jet_range_log10
+    note = f"jet colours inverted to log10 power in [{low:g}, {high:g}] (values beyond are clipped)"
+    clipped = float(np.mean((index == 0) | (index == 255)))
+    return low + index / 255.0 * (high - low), {"source": note, "clipped_fraction": clipped}
+
+
+def sample_indicators(
+    grid: np.ndarray, axes: SpectrogramAxes, path: Any = None, settings: IndicatorSettings = IndicatorSettings()
+) -> dict:
+    """The ``indicators`` JSON entry of one model-input grid: :func:`indicators` plus ``source``, or
+    ``available: false`` with the reason for image/array inputs (``path``: the sample's file)."""
+    suffix = str(getattr(path, "suffix", "") or "").lower()
+    if suffix in IMAGE_SUFFIXES or (suffix == ".npy" and not settings.power_arrays):
+        return {"available": False, "reason": IMAGE_REASON}
+    log_power, how = grid_log_power(grid, axes, settings)
+    return {"available": True, **how, **indicators(log_power, axes, settings.power_floor)}
+
+
+def flat_indicators(entry: Mapping) -> dict[str, float | None]:
+    """One number per indicator of a :func:`sample_indicators` entry, named for sentences
+    (``"H power 1-10 mHz"``, ``"Z/H"``, ``"slope H"``); empty when not available."""
+    if not entry.get("available", True) or "band_power" not in entry:
+        return {}
+    out: dict[str, float | None] = {}
+    for band, per_component in entry["band_power"].items():
+        label = band.removeprefix("ULF ")
+        for component, value in per_component.items():
+            out[f"{component} power {label}"] = value
+    out.update({name: value for name, value in entry["polarization"].items()})
+    out.update({f"slope {c}": value for c, value in entry["spectral_slope"].items()})
+    return out
+
+
+def batch_indicators(grids: np.ndarray, axes: Sequence[SpectrogramAxes], records: Sequence[Any], source: Any) -> list:
+    """Flat indicators (:func:`flat_indicators`) of every grid of a batch, for the data-set journal;
+    ``records`` carry each sample's ``path``, ``source`` the spectrogram settings."""
+    settings = IndicatorSettings.of_source(source)
+    return [
+        flat_indicators(sample_indicators(grid, item, getattr(record, "path", None), settings))
+        for grid, item, record in zip(grids, axes, records)
+    ]

@@ -38,6 +38,8 @@ class Explanation:
     class_indices: np.ndarray
     score_kind: str
     method: str
+    # gradient methods: one map per input channel (B, h, w, C); ``maps`` is their maximum (xai.components)
+    channel_maps: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- grid + display
@@ -179,6 +181,8 @@ class Explainer(ABC):
 
     name: ClassVar[str] = ""
     needs_features: ClassVar[bool] = False
+    # explain(..., contrast_indices=) explains score A - score B (xai.explainers.targets)
+    supports_contrast: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -273,9 +277,22 @@ class Explainer(ABC):
         """Maps of ``head``'s score for ``class_indices`` (one per sample; ``None`` = predicted)."""
 
     def __call__(
-        self, inputs: np.ndarray, head: str = "magnitude", class_indices: np.ndarray | int | None = None
+        self,
+        inputs: np.ndarray,
+        head: str = "magnitude",
+        class_indices: np.ndarray | int | None = None,
+        contrast_indices: np.ndarray | int | None = None,
     ) -> Explanation:
-        return self.explain(inputs, head, class_indices)
+        """Maps of class ``class_indices``' score, or of ``score A - score B`` with ``contrast_indices`` (B)."""
+        if contrast_indices is None:
+            return self.explain(inputs, head, class_indices)
+        if not self.supports_contrast:
+            raise ConfigError(f"xai.target=contrast: method '{self.name}' cannot explain a contrast of two classes")
+        return self.explain(inputs, head, class_indices, contrast_indices=contrast_indices)
+
+    def check_contrast(self, head: str, contrast_indices: Any, batch: int) -> np.ndarray | None:
+        """Checked int32 contrast classes ``(B,)`` (``None``: a single-class target)."""
+        return None if contrast_indices is None else self.check_classes(head, contrast_indices, batch)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target_layer={self.target_layer!r}, heads={self.heads})"

@@ -40,6 +40,7 @@ class CompiledCam(Explainer):
     """
 
     needs_features = True
+    supports_contrast = True
 
     def __init__(
         self,
@@ -83,14 +84,16 @@ class CompiledCam(Explainer):
             log.info("head %s reads tensors other than %s: %s tapes the full graph", head, self.target_layer, self.name)
             return None
 
-    def compiled_function(self, head: str) -> tf.types.experimental.PolymorphicFunction:
-        """The compiled ``(inputs (B,H,W,C), classes (B,) int32, -1 = predicted) -> (cams, classes)``."""
+    def compiled_function(self, head: str, contrast: bool = False) -> tf.types.experimental.PolymorphicFunction:
+        """The compiled ``(inputs (B,H,W,C), classes (B,) int32, -1 = predicted) -> (cams, classes)``;
+        with ``contrast`` a third argument, the contrast classes ``(B,)``: the score is ``score A - score B``."""
         self.check_head(head)
-        if head not in self._functions:
-            self._functions[head] = self._compile(head)
-        return self._functions[head]
+        key = f"{head}:contrast" if contrast else head
+        if key not in self._functions:
+            self._functions[key] = self._compile(head, contrast)
+        return self._functions[key]
 
-    def _compile(self, head: str) -> tf.types.experimental.PolymorphicFunction:
+    def _compile(self, head: str, contrast: bool = False) -> tf.types.experimental.PolymorphicFunction:
         trunk, head_model, graph = self._trunk, self._head_model(head), self.graph.model
 
         def scores_and_features(x: tf.Tensor, tape: tf.GradientTape) -> tuple[tf.Tensor, tf.Tensor]:
@@ -102,24 +105,31 @@ class CompiledCam(Explainer):
             outputs = graph(x, training=False)
             return outputs[head], outputs[FEATURES_KEY]
 
-        def cam(x: tf.Tensor, classes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        def cam(x: tf.Tensor, classes: tf.Tensor, *others: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 scores, features = scores_and_features(x, tape)
                 predicted = tf.argmax(scores, axis=-1, output_type=tf.int32)
                 classes = tf.where(classes < 0, predicted, classes)
                 score = tf.gather(scores, classes[:, None], batch_dims=1)
+                for other in others:  # contrastive target: score A - score B
+                    score = score - tf.gather(scores, other[:, None], batch_dims=1)
             grads = tape.gradient(score, features)  # per sample: samples are independent
             return self.combine(grads, features), classes
 
-        spec = (tf.TensorSpec((None, *self.input_shape), tf.float32), tf.TensorSpec((None,), tf.int32))
+        class_spec = tf.TensorSpec((None,), tf.int32)
+        spec = (tf.TensorSpec((None, *self.input_shape), tf.float32), class_spec, *([class_spec] if contrast else []))
         return tf.function(cam, input_signature=spec, reduce_retracing=True, jit_compile=self.jit_compile)
 
-    def explain(self, inputs: np.ndarray, head: str, class_indices: Any = None) -> Explanation:
+    def explain(
+        self, inputs: np.ndarray, head: str, class_indices: Any = None, contrast_indices: Any = None
+    ) -> Explanation:
         self.check_head(head)
         x = self.check_inputs(inputs)
         if class_indices is None:
             classes = np.full(x.shape[0], -1, np.int32)
         else:
             classes = self.check_classes(head, class_indices, x.shape[0])
-        cams, used = self.compiled_function(head)(tf.constant(x), tf.constant(classes))
+        contrast = self.check_contrast(head, contrast_indices, x.shape[0])
+        extra = () if contrast is None else (tf.constant(contrast),)
+        cams, used = self.compiled_function(head, contrast is not None)(tf.constant(x), tf.constant(classes), *extra)
         return self.finish(cams.numpy(), head, used.numpy())

@@ -302,8 +302,27 @@ def tfkv_models(graph: ExplanationGraph, heads: Sequence[str]) -> TfkvModels:
 
 
 # --------------------------------------------------------------------------- explainers
+class ContrastScore:
+    """A tf-keras-vis score callable: ``output[i, A_i] - output[i, B_i]`` per sample (a contrastive target)."""
+
+    def __init__(self, classes: np.ndarray, contrast: np.ndarray) -> None:
+        self.name = "ContrastScore"
+        self.classes = tf.constant(np.asarray(classes, np.int32)[:, None])
+        self.contrast = tf.constant(np.asarray(contrast, np.int32)[:, None])
+
+    def __call__(self, output: tf.Tensor) -> tf.Tensor:
+        first = tf.gather(output, self.classes, batch_dims=1)[:, 0]
+        return first - tf.gather(output, self.contrast, batch_dims=1)[:, 0]
+
+
 class TfkvExplainer(Explainer):
-    """Base of the tf-keras-vis methods: scores, compiled model and result checks."""
+    """Base of the tf-keras-vis methods: scores, compiled model and result checks.
+
+    ``run`` returns ``(B, h, w)`` maps, or ``(B, h, w, C)`` per-input-channel maps whose maximum over
+    the channels is the map (kept as ``Explanation.channel_maps``).
+    """
+
+    supports_contrast = True
 
     def __init__(
         self,
@@ -321,30 +340,45 @@ class TfkvExplainer(Explainer):
         """The model handed to tf-keras-vis: compiled stand-in or the plain scores model."""
         return self.models.compiled if self.compiled else self.models.scores
 
-    def expected_upstream(self, head: str, classes: np.ndarray) -> list[np.ndarray]:
-        """d(sum of tf-keras-vis scores)/d outputs: one-hot rows on ``head``, zeros on the others."""
+    def expected_upstream(self, head: str, classes: np.ndarray, contrast: np.ndarray | None = None) -> list[np.ndarray]:
+        """d(sum of tf-keras-vis scores)/d outputs: one-hot rows on ``head`` (minus the contrast
+        class's one-hot row for a contrastive target), zeros on the others."""
         upstream = []
         for h in self.heads:
             rows = np.zeros((len(classes), self.n_classes(h)), np.float32)
             if h == head:
                 rows[np.arange(len(classes)), classes] = 1.0
+                if contrast is not None:
+                    rows[np.arange(len(classes)), contrast] -= 1.0
             upstream.append(rows)
         return upstream
 
-    def scores(self, head: str, classes: np.ndarray) -> list[Any]:
+    def scores(self, head: str, classes: np.ndarray, contrast: np.ndarray | None = None) -> list[Any]:
         """One tf-keras-vis score per model output, in output order."""
-        indices = [int(c) for c in classes]
-        return [CategoricalScore(indices) if h == head else InactiveScore() for h in self.heads]
+        if contrast is not None:
+            explained: Any = ContrastScore(classes, contrast)
+        else:
+            explained = CategoricalScore([int(c) for c in classes])
+        return [explained if h == head else InactiveScore() for h in self.heads]
 
     @staticmethod
     def to_numpy(result: Any) -> np.ndarray:
         return np.asarray(result[0] if isinstance(result, list) else result, dtype=np.float32)
 
-    def explain(self, inputs: np.ndarray, head: str, class_indices: Any = None) -> Explanation:
+    def explain(
+        self, inputs: np.ndarray, head: str, class_indices: Any = None, contrast_indices: Any = None
+    ) -> Explanation:
         x, classes = self.prepare(inputs, head, class_indices)
-        return self.finish(self.run(x, head, classes), head, classes)
+        maps = self.run(x, head, classes, self.check_contrast(head, contrast_indices, x.shape[0]))
+        if maps.ndim == 4:
+            explanation = self.finish(maps.max(axis=-1), head, classes)
+            explanation.channel_maps = maps
+            return explanation
+        return self.finish(maps, head, classes)
 
-    def run(self, x: np.ndarray, head: str, classes: np.ndarray) -> np.ndarray:  # pragma: no cover
+    def run(
+        self, x: np.ndarray, head: str, classes: np.ndarray, contrast: np.ndarray | None = None
+    ) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -357,19 +391,19 @@ class TfkvCamExplainer(TfkvExplainer):
     def call_options(self) -> dict[str, Any]:
         return {}
 
-    def run(self, x: np.ndarray, head: str, classes: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, head: str, classes: np.ndarray, contrast: np.ndarray | None = None) -> np.ndarray:
         visualizer = self.visualizer_class(self.vis_model())
         options = {"expand_cam": False, "normalize_cam": False, **self.call_options()}
+        scores = self.scores(head, classes, contrast)
         if self.compiled:
             with cam_model_override(self.models.compiled_cam):
-                return self.to_numpy(visualizer(self.scores(head, classes), x, **options))
+                return self.to_numpy(visualizer(scores, x, **options))
         name = self.models.penultimate_layer_name()
         if name is not None:  # genuinely plain tf-keras-vis
-            cams = visualizer(self.scores(head, classes), x, penultimate_layer=name,
-                              seek_penultimate_conv_layer=False, **options)  # fmt: skip
+            cams = visualizer(scores, x, penultimate_layer=name, seek_penultimate_conv_layer=False, **options)
             return self.to_numpy(cams)
         with cam_model_override(self.models.plain_cam):  # nested target layer: same model, built per call
-            return self.to_numpy(visualizer(self.scores(head, classes), x, **options))
+            return self.to_numpy(visualizer(scores, x, **options))
 
 
 class TfkvGradcam(TfkvCamExplainer):

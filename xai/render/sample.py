@@ -14,10 +14,12 @@ from matplotlib.figure import Figure, SubFigure
 from core.errors import InputDataError
 from geomag.axes import SpectrogramAxes
 from xai.render.checks import as_map, check_confidence, check_image, require
+from xai.render.components import draw_component_shares, has_shares
 from xai.render.geometry import panel_rows, slot_axes
 from xai.render.labels import method_title, value_label, verdict, window_text
 from xai.render.panels import DrawOptions, draw_image, relevance_over
 from xai.render.planes import background_plane, value_norm
+from xai.render.reliance import RELIANCE_SLOTS, check_reliance, draw_reliance
 from xai.render.style import HEATMAP_CMAP, SCREEN_DPI, SPECTROGRAM_CMAP, naming, save_all, screen_style
 
 
@@ -27,6 +29,7 @@ class _Layout:
 
     n_panels: int
     n_cols: int
+    reliance: bool = False  # a head carries occlusion reliance (per-component maps need height)
 
 
 def _checked_maps(sample: str, axes: SpectrogramAxes, heads: Mapping[str, Mapping], where: Path) -> dict:
@@ -45,15 +48,18 @@ def _checked_maps(sample: str, axes: SpectrogramAxes, heads: Mapping[str, Mappin
     return head_maps
 
 
-def _canvas(title: str, axes: SpectrogramAxes, n_heads: int, layout: _Layout) -> tuple[Figure, list[SubFigure]]:
-    """The figure with its title and one sub-figure for the input plus one per head."""
-    map_row_h = 3.0 if layout.n_panels == 1 else 5.4
+def _canvas(
+    title: str, axes: SpectrogramAxes, n_heads: int, layout: _Layout, activity: str | None = None
+) -> tuple[Figure, list[SubFigure]]:
+    """The figure with its title (and the window's geomagnetic activity line) and one sub-figure for the input
+    plus one per head."""
+    map_row_h = 3.0 if layout.n_panels == 1 and not layout.reliance else 5.4
     heights = [3.0] + [map_row_h] * n_heads
     width = min(20.0, max(16.0, 4.6 * layout.n_cols))
     fig = Figure(figsize=(width, sum(heights) + 0.5), dpi=SCREEN_DPI, layout="constrained")
     if axes.event_time:
         title += f" · event {axes.event_time}"
-    fig.suptitle(f"{title} · {window_text(axes)}", fontweight="bold")
+    fig.suptitle(f"{title} · {window_text(axes)}" + (f"\n{activity}" if activity else ""), fontweight="bold")
     return fig, fig.subfigures(len(heights), 1, height_ratios=heights, hspace=0.02)
 
 
@@ -127,8 +133,17 @@ def _draw_head_row(
         bar.solids.set_alpha(1.0)
     text, _, colour = verdict(info["prediction"], info["confidence"], info.get("true"), info.get("correct"))
     explained = info.get("explained_class")
-    if explained is not None and str(explained) != str(info["prediction"]):
+    contrast = (info.get("target") or {}).get("contrast_class")
+    if contrast is not None:
+        text += f" · maps explain score {explained} − score {contrast}"
+    elif explained is not None and str(explained) != str(info["prediction"]):
         text += f" · maps explain class {explained}"
+    j = len(order)
+    if info.get("reliance") is not None:
+        draw_reliance(row_fig, (grid[0, j], grid[0, j + 1]), info["reliance"], axes)
+        j += RELIANCE_SLOTS
+    if has_shares(info.get("components")) and j < layout.n_cols:
+        draw_component_shares(row_fig.add_subplot(grid[0, j]), info["components"], axes.components)
     row_fig.suptitle(f"{head}: {text}", x=0.01, ha="left", fontweight="bold", color=colour)
 
 
@@ -140,14 +155,22 @@ def build_sample_figure(
     axes: SpectrogramAxes,
     heads: Mapping[str, Mapping],
     path: Path | None = None,
+    activity: str | None = None,
 ) -> Figure:
     """Build (without saving) the per-sample figure of :func:`render_sample_figure`."""
     where = Path(path) if path is not None else Path(f"{sample}_visualization.png")
     image = check_image(grid_image, axes, f"{sample}: input image")
     head_maps = _checked_maps(sample, axes, heads, where)
-    n_slots = max(len(m) + 1 for m in head_maps.values())
-    layout = _Layout(n_panels=len(panel_rows(axes, None)), n_cols=max(n_slots, len(axes.components)))
-    fig, rows = _canvas(f"{model} · {sample}", axes, len(heads), layout)
+    heads = {
+        h: {**info, "reliance": check_reliance(info["reliance"], axes, where)} if info.get("reliance") else info
+        for h, info in heads.items()
+    }
+    with_reliance = any(info.get("reliance") for info in heads.values())
+    with_shares = any(has_shares(info.get("components")) for info in heads.values())
+    n_slots = max(len(m) + 1 for m in head_maps.values()) + (RELIANCE_SLOTS if with_reliance else 0) + with_shares
+    n_cols = max(n_slots, len(axes.components))
+    layout = _Layout(n_panels=len(panel_rows(axes, None)), n_cols=n_cols, reliance=with_reliance)
+    fig, rows = _canvas(f"{model} · {sample}", axes, len(heads), layout, activity)
     _draw_input_row(rows[0], image, axes, heads, layout.n_cols)
     background = background_plane(image, axes)
     for row_fig, (head, info) in zip(rows[1:], heads.items()):
@@ -163,14 +186,22 @@ def render_sample_figure(
     grid_image: np.ndarray,
     axes: SpectrogramAxes,
     heads: dict,
+    activity: str | None = None,
 ) -> Path:
     """Write the per-sample explanation figure (input + one row of maps per head) and return its path.
 
     ``heads[head] = {"prediction", "confidence", "true", "correct", "explained_class",
-    "maps": {method: (rows, cols) display map in [0, 1]}}``. Grad-CAM (Selvaraju et al. 2017)
-    is shown as a map and as an overlay; every other method as a map.
+    "maps": {method: (rows, cols) display map in [0, 1]}, "reliance": optional occlusion entry}``
+    (:func:`xai.render.reliance.check_reliance`), optionally ``"target"`` (a contrast is named in the
+    row title) and ``"components": {method: {component: share} | None}`` (a bar panel of component
+    shares, :mod:`xai.render.components`). Grad-CAM (Selvaraju et al. 2017) is shown as a
+    map and as an overlay; every other method as a map; occlusion reliance as drop maps on a
+    diverging scale and marginal bars. ``activity``: one line on the window's
+    geomagnetic activity for the title block (:func:`geomag.activity_summary.activity_text`).
     """
     path = Path(path)
     with screen_style(), naming(path):
-        fig = build_sample_figure(sample=sample, model=model, grid_image=grid_image, axes=axes, heads=heads, path=path)
+        fig = build_sample_figure(
+            sample=sample, model=model, grid_image=grid_image, axes=axes, heads=heads, path=path, activity=activity
+        )
         return save_all(fig, [(path, SCREEN_DPI)])[0]
