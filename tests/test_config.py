@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("task", "model", "data", "xai", "method", "experiment", "spectrogram", "report")
+GROUPS = ("task", "model", "data", "xai", "method", "experiment", "spectrogram", "report", "activity")
 RESOLVED = ("data", "spectrogram", "model", "xai", "task")  # the sections a run reads
 
 
@@ -99,7 +99,8 @@ def test_xai_method_targets_are_importable(name):
 @pytest.mark.parametrize("name", [n for n in _options("model") if not n.startswith("_")])
 def test_model_is_complete_and_its_builder_importable(name):
     model = _compose(f"model={name}").model
-    assert model.name == name
+    assert model.architecture == name
+    assert model.name is None  # the name comes from the file's stem or the architecture
     assert OmegaConf.missing_keys(model) == set(), f"conf/model/{name}.yaml leaves values of _base.yaml unset"
     assert callable(hydra.utils.get_method(model.builder._target_))
     for spec in ("head", "normalization"):
@@ -109,7 +110,7 @@ def test_model_is_complete_and_its_builder_importable(name):
 def test_model_base_is_shared_not_selectable():
     """``_base.yaml`` holds the shared settings; alone it leaves the architecture's values unset."""
     base = _compose("model=_base").model
-    assert {"model.name", "model.builder._target_", "model.builder.input_shape"} <= OmegaConf.missing_keys(base)
+    assert {"model.architecture", "model.builder._target_", "model.builder.input_shape"} <= OmegaConf.missing_keys(base)
     for name in (n for n in _options("model") if not n.startswith("_")):
         defaults = OmegaConf.load(CONF / "model" / f"{name}.yaml").defaults
         assert list(defaults) == ["_base", "_self_"], f"conf/model/{name}.yaml must extend _base.yaml"

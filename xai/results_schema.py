@@ -53,7 +53,9 @@ class HeadResult:
 
 @dataclass(frozen=True)
 class SampleResult:
-    """One explained sample (``samples[i]``); ``true`` holds the true class name per head."""
+    """One explained sample (``samples[i]``); ``true`` holds the true class name per head; ``activity`` the
+    window's geomagnetic activity (:func:`geomag.activity_summary.activity_summary`: flag, K / Kp / Dst /
+    grid proxy and their ``source``), None when the data source has none."""
 
     sample: str
     source: str
@@ -62,6 +64,7 @@ class SampleResult:
     true: dict[str, str | None]
     heads: dict[str, HeadResult]
     files: SampleFiles
+    activity: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ def trust_summary(found: Found) -> dict:
     out = {}
     for model, data in sorted(found.trust.items()):
         trust = json.loads(json.dumps(data["trust"]))
+        trust.pop("per_sample", None)  # per-sample values: paired across models by trust_pairs()
         for per_head in (trust.get("randomisation", {}).get("methods") or {}).values():
             for item in per_head.values():
                 item.pop("per_sample", None)
@@ -113,8 +114,51 @@ def trust_summary(found: Found) -> dict:
             "confidence": data.get("confidence", 0.95),
             "heads_summary": data.get("heads_summary", {}),
             "trust": trust,
+            "confound": data.get("confound"),
+            "excluded_disturbed": data.get("excluded_disturbed"),
         }
     return out
+
+
+def sample_activity(found: Found, plan: Plan) -> dict:
+    """The compared samples' geomagnetic activity (from the first model that carries it) and, per model, the
+    confound test of its explained samples (:mod:`xai.trust.confound`); empty when no sample carries activity."""
+    from xai.trust.confound import confound_test
+
+    per_sample = {}
+    for sample in plan.samples:
+        entries = [found.records[m][sample].entry for m in plan.models if sample in found.records[m]]
+        activity = next((e.get("activity") for e in entries if e.get("activity")), None)
+        if activity:
+            per_sample[sample] = activity
+    if not per_sample:
+        return {}
+    models = {}
+    for model in plan.models:
+        rows = [r.entry for r in found.records[model].values()]
+        classes = {h: list(found.model_meta[model].get("class_mappings", {}).get(f"{h}_classes") or []) for h in HEADS}
+        models[model] = confound_test(rows, {h: c for h, c in classes.items() if c})
+    return {"samples": per_sample, "models": models}
+
+
+def trust_pairs(found: Found) -> dict:
+    """Models against models on the samples their data-set runs share: paired per-sample differences
+    of each trust measure with bootstrap intervals, decided (:func:`xai.trust.paired.model_pairs`)."""
+    from types import SimpleNamespace
+
+    from xai.trust.paired import model_pairs
+
+    per_model = {m: d["trust"]["per_sample"] for m, d in found.trust.items() if d["trust"].get("per_sample")}
+    if len(per_model) < 2:
+        return {}
+    first = next(iter(found.trust.values()))
+    options = SimpleNamespace(
+        confidence=float(first.get("confidence", 0.95)),
+        bootstrap_resamples=1000,
+        seed=0,
+        min_samples=int((first["trust"].get("decision") or {}).get("min_samples", 3)),
+    )
+    return model_pairs(per_model, options)
 
 
 def mean_std(values: Iterable[float | None]) -> dict:

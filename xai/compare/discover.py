@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.errors import InputDataError, PrecursorError
 from core.names import COMPARISON_DIR, DATASET_FILE, RESULTS_FILE, STATUS_FILE
+from models.identity import model_name
 from xai.compare.load import load_yaml, read_json
 from xai.results_schema import check_results
 
@@ -44,6 +45,7 @@ class Found:
     trust: dict[str, dict] = field(default_factory=dict)  # model -> data-set results (task=dataset)
     trust_files: dict[str, str] = field(default_factory=dict)
     first_results: dict[str, Path] = field(default_factory=dict)  # model -> its first results file
+    model_sources: dict[str, tuple[str, Path]] = field(default_factory=dict)  # model -> (model file, first file)
 
     def is_empty(self) -> bool:
         """True when nothing at all (results, failures, missing jobs, data-set results) was found."""
@@ -81,7 +83,7 @@ def job_info(job_dir: Path) -> dict:
     sample = config.get("sample", _override_value(overrides, "sample"))
     return {
         "task": task.get("_target_"),
-        "model": model.get("name") or _override_value(overrides, "model"),
+        "model": model_name(model) or _override_value(overrides, "model"),
         "sample": sample if isinstance(sample, (str, type(None))) else str(sample),
         "overrides": overrides,
     }
@@ -170,17 +172,23 @@ def _add_results(found: Found, path: Path, root: Path) -> None:
 
 
 def _check_same_model_file(found: Found, model: str, meta: dict, path: Path) -> None:
-    """Results of one model name must come from one model file: two different files are refused."""
-    known = found.model_meta.get(model)
-    if known is None:
+    """Results (and data-set results) of one model name must come from one model file: two
+    different files are refused, naming both, instead of one being dropped as a duplicate."""
+    second = meta.get("model_file")
+    if second is None:
         return
-    first, second = known.get("model_file"), meta.get("model_file")
-    if first is not None and second is not None and str(first) != str(second):
+    known = found.model_sources.get(model)
+    if known is None:
+        found.model_sources[model] = (str(second), path)
+        return
+    first, first_path = known
+    if first != str(second):
         raise InputDataError(
             path,
-            f"model {model!r} was explained from model file {second}, but {found.first_results[model]} "
+            f"model {model!r} was explained from model file {second}, but {first_path} "
             f"holds model {model!r} explained from model file {first}; results of different model files "
-            "are not merged under one name (compare them in separate runs or give the models different names)",
+            "are not merged under one name (compare them in separate runs or give the models different "
+            "names: model.name=...)",
         )
 
 
@@ -195,6 +203,7 @@ def _add_dataset(found: Found, path: Path, root: Path) -> None:
         found.unreadable.append({"file": label(path, root), "error": str(error)})
         return
     model = str(data.get("model") or path.parent.name)
+    _check_same_model_file(found, model, data, path)
     if model in found.trust:
         found.duplicates.append(
             {

@@ -10,10 +10,12 @@ from core.errors import ConfigError, InputDataError, PrecursorError
 from core.io import atomic_write_json, atomic_write_text
 from core.jsonvalues import json_value
 from core.names import COMPARISON_JSON, COMPARISON_REPORT, RESULTS_FILE
+from core.progress import progress
 from xai.compare import aggregate
 from xai.compare.discover import Found, check_expected, discover
 from xai.compare.figures import FigureBook
 from xai.compare.load import load_sample
+from xai.compare.reliance import reliance_summary
 from xai.compare.report import report
 from xai.compare.rules import DECIMALS
 
@@ -85,6 +87,9 @@ def build_comparison(found: Found, roots: Sequence[Path], out: Path) -> tuple[di
     plan = aggregate.make_plan(found)
     comparison = aggregate.comparison_facts(found, roots, plan)
     comparison["trust"] = aggregate.trust_summary(found)
+    comparison["trust_paired"] = aggregate.trust_pairs(found)
+    comparison["activity"] = aggregate.sample_activity(found, plan)
+    comparison["reliance"] = reliance_summary(found)
     predictions, accuracy, confidence = aggregate.predictions(found, plan)
     comparison["predictions"] = predictions
     comparison["accuracy"] = accuracy
@@ -92,7 +97,7 @@ def build_comparison(found: Found, roots: Sequence[Path], out: Path) -> tuple[di
     comparison["agreement"] = aggregate.agreement(predictions, plan)
     maps = aggregate.MapAggregates(plan)
     figures = FigureBook(out, plan)
-    for sample in plan.samples:
+    for sample in progress(plan.samples, "comparison figures", unit="sample", logger=log):
         loaded = load_sample(found.records, plan.models, sample, comparison["problems"])
         maps.add(sample, loaded, comparison["problems"])
         figures.add_sample(sample, loaded, predictions)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from core.names import METHOD_TITLES
 from xai.attention import REST
+from xai.compare.reliance import reliance_section
 
 
 def _method_name(method: str) -> str:
@@ -77,7 +78,11 @@ def report(c: Mapping, figure_errors: Sequence[str]) -> str:
         _report_head(c, head, models, add)
     _report_similarity(c, models, add)
     _report_attention(c, models, method, add)
+    for line in reliance_section(c):
+        add(line)
+    _report_activity(c, add)
     _report_trust(c, models, add)
+    _report_trust_pairs(c, add)
     add("## Rules used for the wording")
     add("")
     rules = c["rules"]
@@ -110,8 +115,30 @@ def report(c: Mapping, figure_errors: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _report_activity(c: Mapping, add) -> None:
+    """The compared samples' geomagnetic activity and, per model, the confound sentences (storms are not
+    precursors; :mod:`xai.trust.confound`)."""
+    from geomag.activity_summary import activity_numbers
+
+    activity = c.get("activity") or {}
+    if not activity:
+        return
+    add("## Geomagnetic activity of the compared samples")
+    add("")
+    add("| sample | flag | numbers | source |")
+    add("|---|---|---|---|")
+    for sample, item in activity["samples"].items():
+        add(f"| {sample} | {item.get('flag')} | {activity_numbers(item) or '–'} | {item.get('source')} |")
+    add("")
+    for model, result in activity.get("models", {}).items():
+        for sentence in result.get("sentences", [])[1:]:  # after the window count of the table above
+            add(f"- **{model}**: {sentence}")
+    add("")
+
+
 def _report_trust(c: Mapping, models: list[str], add) -> None:
     from xai.trust import trust_section
+    from xai.trust.confound_report import confound_section
 
     add("## Can these explanations be trusted?")
     add("")
@@ -120,7 +147,7 @@ def _report_trust(c: Mapping, models: list[str], add) -> None:
         if model in trust:
             add(f"From the data-set run `{trust[model]['file']}` ({trust[model].get('selection') or 'data set'}).")
             add("")
-            for line in trust_section(trust[model], level=3):
+            for line in trust_section(trust[model], level=3) + confound_section(trust[model], level=3):
                 add(line)
         else:
             add(
@@ -128,6 +155,13 @@ def _report_trust(c: Mapping, models: list[str], add) -> None:
                 f"`python main.py task=dataset model={model}` and pass its folder to `task=compare`."
             )
             add("")
+
+
+def _report_trust_pairs(c: Mapping, add) -> None:
+    from xai.trust.report import model_paired_lines
+
+    for line in model_paired_lines(c.get("trust_paired") or {}):
+        add(line)
 
 
 def _report_jobs(c: Mapping, add) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from core.names import METHOD_TITLES
 from xai.attention import BANDS
+from xai.trust.confound_report import confound_section
 
 
 def _fmt_ci(ci: Mapping | None, fmt: str = ".2f") -> str:
@@ -32,6 +33,7 @@ def trust_section(results: Mapping, level: int = 2) -> list[str]:
         "(Adebayo et al. 2018) re-draws the model's weights from the top down."
     )
     lines.append("")
+    lines.extend(decision_lines(trust))
     for head in results.get("heads", []):
         lines.append(f"{hashes}# {head} head")
         lines.append("")
@@ -41,14 +43,122 @@ def trust_section(results: Mapping, level: int = 2) -> list[str]:
         lines.append("")
         lines.extend(_by_class_table(results, trust, head))
         for method in results.get("methods", []):
-            checks = trust["verdicts"][method][head]["checks"]
-            if checks:
-                lines.append(
-                    f"- {METHOD_TITLES.get(method, method)}: "
-                    + "; ".join(f"{name} {'✔' if c['passed'] else '✘'} ({c['detail']})" for name, c in checks.items())
-                )
+            lines.extend(check_lines(trust["verdicts"][method][head], METHOD_TITLES.get(method, method)))
         lines.append("")
+        lines.extend(paired_lines(trust, head))
     return lines
+
+
+def decision_lines(trust: Mapping) -> list[str]:
+    """How checks are decided, what each cost on this machine, and which did not run."""
+    decision = trust.get("decision") or {}
+    lines = []
+    if decision:
+        lines.append(
+            f"Each check {decision['rule']}; a check on fewer than {decision['min_samples']} samples is never "
+            f'decided. "≈ N samples would likely decide it" beside an inconclusive check: {decision["n_needed"]}.'
+        )
+    cost = trust.get("cost") or {}
+    if cost:
+        parts = [
+            f"{name} {item['seconds']:.1f} s for {item['samples']} samples"
+            + (f" ({item['seconds'] / item['samples']:.2f} s per sample)" if item.get("samples") else "")
+            for name, item in cost.items()
+        ]
+        lines.append("Cost on this machine (this process, all methods and heads): " + "; ".join(parts) + ".")
+    missing = {
+        name: trust[name].get("reason")
+        for name in ("localisation", "faithfulness", "randomisation")
+        if not (trust.get(name) or {}).get("measured", True)
+    }
+    if missing:
+        lines.append("Not run: " + "; ".join(f"{name} ({reason})" for name, reason in missing.items()) + ".")
+    return [*lines, ""] if lines else []
+
+
+def check_lines(verdict: Mapping, title: str) -> list[str]:
+    """One bullet per method: each decided check with its intervals, then the checks that did not run."""
+    checks = verdict.get("checks") or {}
+    if not checks and not verdict.get("not_run"):
+        return []
+    parts = []
+    for name, check in checks.items():
+        outcome = check.get("outcome") or ("passes" if check.get("passed") else "fails")
+        text = f"{name} **{outcome}** ({check['detail']}"
+        if outcome == "inconclusive":
+            needed = check.get("n_needed")
+            text += f"; {check['reason']}" if check.get("reason") else ""
+            text += f"; ≈ {needed} samples would likely decide it" if needed else ""
+        parts.append(text + ")")
+    parts += [f"{name} not run ({reason})" for name, reason in (verdict.get("not_run") or {}).items()]
+    return [f"- {title}: " + "; ".join(parts)]
+
+
+_PAIRED_TITLES = {
+    "relevance_mass_accuracy": "relevance mass",
+    "pointing_game": "pointing game",
+    "deletion_auc": "deletion AUC (lower is better)",
+    "insertion_auc": "insertion AUC",
+    "random_logit_spearman": "ρ with another class (lower is better)",
+}
+
+
+def paired_lines(trust: Mapping, head: str) -> list[str]:
+    """Method against method on the same samples: "A better than B" passes / fails / inconclusive."""
+    paired = (trust.get("paired") or {}).get(head) or {}
+    rows = []
+    for measure, items in paired.items():
+        for item in items:
+            a, b = METHOD_TITLES.get(item["a"], item["a"]), METHOD_TITLES.get(item["b"], item["b"])
+            outcome = {"passes": f"{a} better", "fails": f"{b} better"}.get(item["outcome"], "inconclusive")
+            if item["outcome"] == "inconclusive" and item.get("n_needed"):
+                outcome += f" (≈ {item['n_needed']} samples)"
+            fmt = ".3f" if measure.endswith("_auc") else ".2f"
+            rows.append(
+                f"| {_PAIRED_TITLES.get(measure, measure)} | {a} − {b} | {_fmt_ci(item['difference'], fmt)} | "
+                f"{item['difference'].get('n')} | {outcome} |"
+            )
+    if not rows:
+        return []
+    return [
+        "Paired differences on the same samples (mean of per-sample differences, bootstrap interval):",
+        "",
+        "| measure | difference | mean [CI] | n | decided |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def model_paired_lines(pairs: Mapping) -> list[str]:
+    """Model against model on the samples both data-set runs explained (the comparison report)."""
+    rows = []
+    for head, per_measure in pairs.items():
+        for measure, items in per_measure.items():
+            for item in items:
+                a, b = item["a"], item["b"]
+                outcome = {"passes": f"{a} better", "fails": f"{b} better"}.get(item["outcome"], "inconclusive")
+                if item["outcome"] == "inconclusive" and item.get("n_needed"):
+                    outcome += f" (≈ {item['n_needed']} samples)"
+                fmt = ".3f" if measure.endswith("_auc") else ".2f"
+                rows.append(
+                    f"| {head} | {METHOD_TITLES.get(item['method'], item['method'])} | "
+                    f"{_PAIRED_TITLES.get(measure, measure)} | {a} − {b} | {_fmt_ci(item['difference'], fmt)} | "
+                    f"{item['difference'].get('n')} | {outcome} |"
+                )
+    if not rows:
+        return []
+    return [
+        "### Models compared on the same samples",
+        "",
+        "Paired per-sample differences of the data-set runs' trust measures on the windows both explained "
+        "(bootstrap interval of the mean difference; decided like every check).",
+        "",
+        "| head | method | measure | difference | mean [CI] | n | decided |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _head_references(trust: Mapping, head: str) -> list[str]:
@@ -93,8 +203,10 @@ def _method_table(results: Mapping, trust: Mapping, head: str) -> list[str]:
             _fmt_ci(lm.get("pointing_game")),
             _fmt_ci(fm.get("deletion_auc"), ".3f"),
             _fmt_ci(fm.get("insertion_auc"), ".3f"),
-            _spearman(rm.get("final_mean_spearman")),
-            _spearman(rm.get("random_logit_mean_spearman")),
+            _fmt_ci(rm.get("final_spearman")) if rm.get("final_spearman") else _spearman(rm.get("final_mean_spearman")),
+            _fmt_ci(rm.get("random_logit_spearman"))
+            if rm.get("random_logit_spearman")
+            else _spearman(rm.get("random_logit_mean_spearman")),
             trust["verdicts"][method][head]["verdict"],
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -165,6 +277,7 @@ def dataset_report(results: Mapping) -> str:
         lines.extend(f"![{name}]({name})" for name in figures)
         lines.append("")
     lines.extend(trust_section(results))
+    lines.extend(confound_section(results))
     run = results.get("run", {})
     if run:
         lines.append(
