@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from markupsafe import escape as markupsafe_escape
 from omegaconf import OmegaConf
 
 from benchmarks.html_page import synthetic_dataset
@@ -439,3 +440,22 @@ def test_write_report_page_honours_the_switch_and_never_raises_for_a_broken_fold
         write_report_page("nonsense", folder)
     with pytest.raises(ConfigError, match="unknown key"):
         write_report_page("model", folder, OmegaConf.create({"report": {"pages": 1}}))
+
+
+def test_dataset_page_shows_the_confound_rates_and_sentences_of_the_run(tmp_path):
+    from tests.test_confound import CLASSES, FAST, _storm_rows
+    from xai.trust.confound import confound_test
+
+    folder = synthetic_dataset(tmp_path / "efficientnet", n_samples=12, n_figures=1)
+    results = json.loads((folder / "dataset_results.json").read_text())
+    results["confound"] = confound_test(_storm_rows(), CLASSES, FAST)
+    (folder / "dataset_results.json").write_text(json.dumps(results))
+    html = write_dataset_page(folder).read_text()
+    assert 'id="confound-rates"' in html
+    assert "100 % (6/6)" in html and "58 % (7/12)" in html and "17 % (1/6)" in html  # disturbed / quiet / quiet Normal
+    for sentence in results["confound"]["sentences"]:
+        assert str(markupsafe_escape(sentence)) in html
+    results["confound"] = {"measured": False, "reason": "no window carries geomagnetic activity"}
+    (folder / "dataset_results.json").write_text(json.dumps(results))
+    html = write_dataset_page(folder).read_text()
+    assert "Not measured: no window carries geomagnetic activity." in html and 'id="confound-rates"' not in html

@@ -199,6 +199,7 @@ def write_dataset_page(model_folder: str | Path, options: HtmlOptions | None = N
             ("samples", "Samples"),
             ("attention", "Band attention"),
             ("trust", "Trust"),
+            ("findings", "Activity"),
             ("files", "Files"),
         ],
         results=results,
