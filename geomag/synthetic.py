@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import detrend
 
+from core.progress import progress
 from geomag.activity import classify, window_k
 from geomag.spectrogram import SpectrogramConfig, compute_spectrogram
 from geomag.timeseries import GeomagSeries
@@ -510,7 +511,8 @@ def _generate_dataset(root: Path, cfg: GeneratorConfig, spectrogram: Spectrogram
         labels = draw_labels(rng, cfg)
         pairs = rng.choice(len(STATIONS) * 3000, size=len(labels), replace=False)
         rows, axes_dict, pending = [], None, deque()
-        for i, (label, pair) in enumerate(zip(labels, pairs)):
+        drawn = progress(zip(labels, pairs), "demo data set", total=len(labels), unit="window", logger=log)
+        for i, (label, pair) in enumerate(drawn):
             sample = _draw_sample(rng, cfg, spectrogram, i, label, int(pair))
             window = sample.window
             job = (str(tmp), sample.name, window.components, window.precursor, spectrogram, sample.event_time)

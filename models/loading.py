@@ -31,6 +31,7 @@ from models.graph import (
     output_names,
     resolve_layer_path,
 )
+from models.identity import file_stem, model_name
 
 log = logging.getLogger(__name__)
 
@@ -423,24 +424,43 @@ def load_model_bundle(
     )
 
 
+def sibling_class_mappings(model_file: str | os.PathLike) -> Path:
+    """``<stem>.class_mappings.json`` beside the model file, else ``class_mappings.json`` there
+    (what ``task=train`` writes next to ``model.keras``); a :class:`ConfigError` naming both if neither exists."""
+    path = Path(str(model_file)).expanduser()
+    candidates = [path.parent / f"{file_stem(path)}.class_mappings.json", path.parent / "class_mappings.json"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"model.class_mappings: not set, and neither {candidates[0]} nor {candidates[1]} exists "
+        f"beside model file {path}; set model.class_mappings=/path/class_mappings.json"
+    )
+
+
 def load_model_bundle_from_config(
     model_cfg: Mapping,
     file: str | os.PathLike | None = None,
     class_mappings: ClassMappings | Mapping | str | os.PathLike | None = None,
 ) -> ModelBundle:
     """:func:`load_model_bundle` from a ``cfg.model`` node; ``file``/``class_mappings`` fill in
-    the config's ``null`` values (e.g. the demo checkpoint and its mappings)."""
+    the config's ``null`` values (e.g. the demo checkpoint and its mappings).
+
+    The bundle is named by :func:`models.identity.model_name` (``model.name``, else the file's
+    stem, else the architecture). Without ``model.class_mappings`` the mappings beside the model
+    file are used (:func:`sibling_class_mappings`), so a sweep over ``model.file=a.keras,b.keras``
+    pairs each file with its own class order."""
     model_file = model_cfg.get("file") or file
     if model_file is None:
         raise ConfigError("model.file: no model file configured")
-    mappings = model_cfg.get("class_mappings") or class_mappings
+    mappings = model_cfg.get("class_mappings") or class_mappings or sibling_class_mappings(model_file)
     heads = model_cfg.get("heads")
     head_order = model_cfg.get("head_order")
     input_shape = model_cfg.get("input_shape")
     return load_model_bundle(
         model_file,
         mappings,
-        name=model_cfg.get("name"),
+        name=model_name(model_cfg),
         heads=HeadOutputs(
             names=None if heads is None else {str(k): str(v) for k, v in dict(heads).items()},
             order=None if head_order is None else [str(h) for h in head_order],

@@ -261,7 +261,7 @@ def test_load_from_config(tmp_path, mappings):
     cfg.class_mappings = str(mappings_file)
     cfg.target_layer = None
     bundle = load_model_bundle_from_config(cfg)
-    assert bundle.name == "vgg16" and bundle.target_layer == "conv_act"
+    assert bundle.name == "user" and bundle.target_layer == "conv_act"  # a user file is named by its stem
     assert bundle.class_mappings.classes("azimuth") == AZIMUTHS
     cfg.file = None
     with pytest.raises(ConfigError, match="model.file"):

@@ -38,10 +38,13 @@ def record_failure(cfg: DictConfig, error: BaseException) -> Path | None:
     if not target.endswith(("explain.run", "dataset.run")):
         return None  # only explain and data-set jobs produce model folders the comparison reads
     try:
-        folder = output_dir() / str(cfg.model.name)
+        from models.identity import model_name
+
+        name = model_name(cfg.model)
+        folder = output_dir() / str(name)
     except Exception:  # noqa: BLE001 - no Hydra context or no model: nothing to record
         return None
-    status = failure_status(str(error), type(error).__name__, cfg.model.name, cfg.get("sample"), job_overrides())
+    status = failure_status(str(error), type(error).__name__, name, cfg.get("sample"), job_overrides())
     return write_failure(folder, status)
 
 

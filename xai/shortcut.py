@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError
+from core.progress import progress
 from geomag.axes import SpectrogramAxes
 from xai.explainers.base import to_grid
 from xai.pipeline import batches
@@ -81,12 +82,16 @@ def explanation_effects(
     from xai.metrics.localisation import relevance_mass_accuracy
 
     first = source.load(records[0])
+    for explainer in explainers.values():  # occlusion cuts the grid into its physical regions
+        if hasattr(explainer, "use_axes"):
+            explainer.use_axes(first.axes)
     cue = cue_mask(first.axes, frequency_hz)
     out: dict = {"cue_area_share": float(cue.mean()), "cue_rows_hz": _rows_hz(first.axes, cue)}
     cue_mass: dict[str, list] = {m: [] for m in explainers}
     precursor_mass: dict[str, list] = {m: [] for m in explainers}
     precursor_area: list[float] = []
-    for begin, end in batches(len(records), int(batch_size)):
+    spans = list(batches(len(records), int(batch_size)))
+    for begin, end in progress(spans, "shortcut study: explaining", unit="batch", logger=log):
         batch = records[begin:end]
         grids = np.stack([source.load(r).image for r in batch]).astype(np.float32)
         inputs = bundle.prepare(grids)

@@ -1,29 +1,28 @@
 """``python main.py`` / ``task=explain``: explain the selected samples with every configured method,
 for both heads, and write per-model figures, heatmaps (NPZ) and ``visualization_results.json``.
 
-Thin layer over the library: data source -> model bundle -> explainers -> the batch pipeline of
-:mod:`xai.pipeline` -> NPZ, figure and results entry per sample.
+Thin layer over the library: data source -> model bundle -> explainers -> :func:`xai.visualization.explain_records`
+(the batch pipeline of :mod:`xai.pipeline` -> NPZ, figure and results entry per sample; the notebook
+API :func:`xai.explain` calls it too).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from core.errors import ConfigError
-from core.io import atomic_savez, atomic_write_json
-from core.names import RESULTS_FILE
 from core.text import plain
 from geomag.dataset import SampleRecord, default_selection, select_samples
+from xai import visualization
 from xai.explainers import build_explainers
-from xai.explainers.base import normalize_for_display
-from xai.pipeline import BatchExplanation, ExplainContext, batches, check_heads, explain_batch, load_grids
+from xai.explainers.targets import TargetSpec
+from xai.html import write_report_page
+from xai.pipeline import check_heads
 from xai.runtime import environment, output_dir, staged_folder
 
 log = logging.getLogger(__name__)
@@ -85,95 +84,35 @@ def choose_samples(cfg: DictConfig, source, resolved: ResolvedModel) -> list[Sam
     return select_samples(records, selection, source.class_mappings)
 
 
-@dataclass
-class _Outputs:
-    """What the explain task writes per sample (NPZ, figure) and collects for the results JSON."""
-
-    folder: Path
-    bundle: Any
-    split: Mapping[str, str]
-    render: Callable[..., Any]
-    entries: list[dict] = field(default_factory=list)
-    native: dict[str, list[int]] = field(default_factory=dict)  # method -> native map shape [h, w]
-    axes: dict | None = None  # the first sample's grid axes
+def sample_activities(cfg: DictConfig, source, samples: list[SampleRecord]) -> dict[str, dict | None]:
+    """Each sample's geomagnetic activity summary (flag, K / Kp / Dst / proxy and their source), ``cfg.activity``."""
+    return visualization.sample_activities(source, samples, activity_settings(cfg))
 
 
-def explain_samples(
-    cfg: DictConfig, source, resolved: ResolvedModel, samples: list[SampleRecord], folder: Path
-) -> _Outputs:
-    """Explain ``samples`` with every method and head; write NPZ and figure per sample; return the entries."""
-    from xai.render import render_sample_figure
+def activity_settings(cfg: DictConfig) -> dict:
+    """``cfg.activity`` as a plain mapping (absent: the defaults of :class:`geomag.activity.ActivityConfig`)."""
+    return OmegaConf.to_container(cfg.activity, resolve=True) if "activity" in cfg else {}
 
+
+def target_spec(cfg: DictConfig) -> TargetSpec:
+    """``xai.target`` / ``xai.contrast_class`` (absent keys: one class's score)."""
+    return TargetSpec.of(plain(cfg.xai.get("target")), plain(cfg.xai.get("contrast_class")))
+
+
+def explain_request(cfg: DictConfig, resolved: ResolvedModel, device: str) -> visualization.ExplainRequest:
+    """The library's :class:`~xai.visualization.ExplainRequest` from ``cfg.xai`` and ``cfg.activity``."""
     bundle = resolved.bundle
-    heads = check_heads(bundle, cfg.xai.heads)
-    context = ExplainContext(bundle, build_explainers(cfg.xai.methods, bundle), heads, plain(cfg.xai.explained_class))
-    outputs = _Outputs(folder, bundle, resolved.split, render_sample_figure)
-    for begin, end in batches(len(samples), int(cfg.xai.batch_size)):
-        for batch in load_grids(source, samples[begin:end]):
-            result = explain_batch(context, batch)
-            for i in range(len(batch.records)):
-                outputs.entries.append(_write_sample(outputs, result, i))
-    return outputs
-
-
-def _write_sample(outputs: _Outputs, result: BatchExplanation, i: int) -> dict:
-    """Sample ``i``'s NPZ (maps on the grid, for display and native) and figure; its results entry."""
-    record, axes = result.batch.records[i], result.batch.axes[i]
-    score_kind = outputs.bundle.explanation_graph().score_kind
-    arrays = {"input": result.batch.grids[i]}
-    heads, displays = {}, {}
-    for head, by_method in result.maps.items():
-        display = {name: normalize_for_display(maps.on_grid[i]) for name, maps in by_method.items()}
-        for name, maps in by_method.items():
-            arrays[f"{name}__{head}"] = maps.on_grid[i]
-            arrays[f"{name}__{head}__display"] = display[name]
-            arrays[f"{name}__{head}__native"] = maps.explanation.maps[i]
-            outputs.native.setdefault(name, [int(v) for v in maps.explanation.native_shape])
-        heads[head] = {
-            **result.prediction(head, i),
-            "score": score_kind[head],
-            "method_scores": {name: maps.explanation.score_kind for name, maps in by_method.items()},
-            "attention": {name: maps.attention[i] for name, maps in by_method.items()},
-        }
-        displays[head] = display
-    files = {"figure": f"{record.name}_visualization.png", "heatmaps": f"{record.name}_heatmaps.npz"}
-    atomic_savez(outputs.folder / files["heatmaps"], **arrays, **axes.to_npz_arrays())
-    outputs.render(
-        outputs.folder / files["figure"],
-        sample=record.name,
-        model=outputs.bundle.name,
-        grid_image=result.batch.grids[i],
-        axes=axes,
-        heads={
-            h: {
-                "prediction": e["prediction"],
-                "confidence": e["confidence"],
-                "true": e["true"],
-                "correct": e["correct"],
-                "explained_class": e["explained_class"],
-                "maps": displays[h],
-            }
-            for h, e in heads.items()
-        },
+    return visualization.ExplainRequest(
+        bundle,
+        build_explainers(cfg.xai.methods, bundle),
+        heads=check_heads(bundle, cfg.xai.heads),
+        explained_class=plain(cfg.xai.explained_class),
+        target=target_spec(cfg),
+        batch_size=int(cfg.xai.batch_size),
+        activity=activity_settings(cfg),
+        split=resolved.split,
+        environment=environment(device),
     )
-    for head_entry in heads.values():
-        head_entry["files"] = files
-    if outputs.axes is None:
-        outputs.axes = axes.to_dict()
-    log.info(
-        "%s: %s",
-        record.name,
-        ", ".join(f"{h} {e['prediction']} (p={e['confidence']:.2f}, true {e['true']})" for h, e in heads.items()),
-    )
-    return {
-        "sample": record.name,
-        "source": str(record.path),
-        "split": outputs.split.get(record.name),
-        "event_time": record.event_time,
-        "true": {"magnitude": record.magnitude_class, "azimuth": record.azimuth_class},
-        "heads": heads,
-        "files": files,
-    }
 
 
 def run(cfg: DictConfig) -> Path:
@@ -183,30 +122,12 @@ def run(cfg: DictConfig) -> Path:
     device = configure_devices(bool(cfg.runtime.mixed_precision))
     source = hydra.utils.instantiate(cfg.data)
     resolved = resolve_model(cfg, source)
-    bundle = resolved.bundle
     samples = choose_samples(cfg, source, resolved)
     log.info("explaining %d sample(s) with %s on heads %s", len(samples), list(cfg.xai.methods), list(cfg.xai.heads))
-    final = output_dir() / bundle.name
+    request = explain_request(cfg, resolved, device)
+    final = output_dir() / resolved.bundle.name
     with staged_folder(final) as folder:
-        outputs = explain_samples(cfg, source, resolved, samples, folder)
-        graph = bundle.explanation_graph()
-        results = {
-            "model": bundle.name,
-            "model_file": str(bundle.source_file),
-            "target_layer": bundle.target_layer,
-            "input_shape": list(bundle.input_shape),
-            "class_mappings": bundle.class_mappings.to_dict(),
-            "methods": list(cfg.xai.methods),
-            "heads": [str(h) for h in cfg.xai.heads],
-            "score": {h: graph.score_kind[h] for h in cfg.xai.heads},
-            "native_resolution": outputs.native,
-            "preprocessing": bundle.preprocessing,
-            "data": source.describe(),
-            "environment": environment(device),
-            "axes": outputs.axes,
-            "samples": outputs.entries,
-            "status": "ok",
-        }
-        atomic_write_json(folder / RESULTS_FILE, results)
-    log.info("wrote %d sample(s) to %s", len(outputs.entries), final)
+        results = visualization.explain_records(request, source, samples, folder)
+        write_report_page("model", folder, cfg)
+    log.info("wrote %d sample(s) to %s", len(results["samples"]), final)
     return final

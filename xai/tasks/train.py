@@ -12,6 +12,7 @@ import logging
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from models.identity import model_name
 from models.training import TrainingResult, train_model
 from xai.runtime import output_dir
 
@@ -25,6 +26,6 @@ def run(cfg: DictConfig) -> TrainingResult:
     configure_devices(bool(cfg.runtime.mixed_precision))
     source = hydra.utils.instantiate(cfg.data)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    result = train_model(model_cfg, source, output_dir() / str(cfg.model.name), int(cfg.seed))
+    result = train_model(model_cfg, source, output_dir() / str(model_name(cfg.model)), int(cfg.seed))
     log.info("trained model written to %s", result.model_file)
     return result
