@@ -34,10 +34,13 @@ from core.errors import ConfigError, InputDataError
 from core.io import atomic_savez, atomic_write_json, atomic_write_text
 from core.jsonvalues import json_value
 from core.names import DATASET_FILE
+from geomag.activity_summary import activity_text
 from geomag.dataset import SampleRecord
 from xai import trust
 from xai.explainers.base import normalize_for_display
+from xai.explainers.targets import TargetSpec
 from xai.heatmap_store import HeatmapStore
+from xai.indicators import batch_indicators
 from xai.memory import peak_rss_mb, release_freed_memory, rss_growth_after_warmup, rss_mb
 from xai.metrics.faithfulness import (
     MODES,
@@ -51,13 +54,16 @@ from xai.metrics.localisation import localisation_scores, mask_area_share, rando
 from xai.pipeline import (
     BatchExplanation,
     ExplainContext,
-    GridBatch,
     batches,
     check_heads,
     explain_batch,
     load_grids,
-    predict,
 )
+from xai.reliance.summary import aggregate_reliance, reliance_report
+from xai.reliance.summary import journal_entry as reliance_journal_entry
+from xai.trust.confound import run_confound
+from xai.trust.indicators import indicator_correlations, indicator_report
+from xai.trust.randomisation import randomisation_tests
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,7 @@ class DatasetOptions:
 
     heads: Sequence[str] = ("magnitude", "azimuth")
     explained_class: Any = "predicted"
+    target: Any = None  # xai.target / xai.contrast_class (xai.explainers.targets.TargetSpec); None: the class score
     batch_size: int = 16
     figures: Any = 0  # per-sample figures: the first N samples, or a list of sample names
     localisation: bool = True  # needs ground-truth masks (the demo data set has them)
@@ -91,6 +98,8 @@ class DatasetOptions:
     randomisation_samples: int = 8  # cascading randomisation + random-logit test (0: off)
     randomisation_steps: int = 5
     randomisation_methods: Sequence[str] | None = None  # null: every method
+    random_logit_draws: int = 3  # other classes compared per sample in the random-logit test
+    min_samples: int = 3  # a check measured on fewer samples is never decided (xai.trust.intervals)
     bootstrap_resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
@@ -168,13 +177,14 @@ class RunInfo:
 
     splits: Mapping[str, str] = field(default_factory=dict)
     describe: Mapping[str, Any] = field(default_factory=dict)
+    activity: Mapping[str, Any] = field(default_factory=dict)  # sample -> geomagnetic activity summary
 
 
 @dataclass(frozen=True)
 class DatasetFigures:
     """Figure painters handed in by the caller, so that this module never imports the renderers.
 
-    ``sample(path, sample=, model=, grid_image=, axes=, heads=)`` draws the per-sample figures of
+    ``sample(path, sample=, model=, grid_image=, axes=, heads=, activity=)`` draws the per-sample figures of
     ``DatasetOptions.figures``; ``class_means(path, model=, method=, means=, counts=, axes=)``
     draws one class-mean figure per method. ``None`` draws nothing.
     """
@@ -195,6 +205,14 @@ class _Run:
     figures: DatasetFigures
     image_shape: tuple[int, ...]
     done: int  # samples finished by an earlier, interrupted run
+    seconds: dict = field(default_factory=dict)  # faithfulness seconds in this process, per method
+
+    def timed_curves(self, method: str, *args: Any, **kwargs: Any) -> dict:
+        """:func:`perturbation_curves` with its seconds added to ``seconds[method]``."""
+        started = time.perf_counter()
+        curves = perturbation_curves(self.predict, *args, **kwargs)
+        self.seconds[method] = self.seconds.get(method, 0.0) + time.perf_counter() - started
+        return curves
 
     def predict(self, grids: np.ndarray) -> dict:
         """Class probabilities of spectrogram grids (the deletion/insertion curves' model)."""
@@ -223,7 +241,8 @@ def explain_dataset(
         raise ConfigError("task.split: no samples to explain")
     heads = check_heads(bundle, options.heads)
     first = source.load(records[0])
-    context = ExplainContext(bundle, explainers, heads, options.explained_class, axes=first.axes, attention="bands")
+    target = options.target if isinstance(options.target, TargetSpec) else TargetSpec.of(*(options.target or ()))
+    context = ExplainContext(bundle, explainers, heads, options.explained_class, first.axes, "bands", target)
     run = _open(context, options, folder, records, first.image.shape, info or RunInfo(), figures or DatasetFigures())
     progress = _Progress(len(records), run.done)
     rss_trace: list[list[float]] = []
@@ -239,6 +258,28 @@ def explain_dataset(
     return _finish(run, source, records, time.perf_counter() - started, rss_trace)
 
 
+def run_index(
+    context: ExplainContext,
+    options: DatasetOptions,
+    records: Sequence[SampleRecord],
+    grid_shape: Sequence[int],
+    info: RunInfo,
+) -> dict:
+    """``heatmaps/index.json`` of a run: the fingerprint (options, model, methods, samples) and the row order."""
+    names = [r.name for r in records]
+    bundle, methods = context.bundle, context.methods
+    extra = {"model": bundle.name, "model_file": str(bundle.source_file), "methods": methods, "samples": names}
+    return {
+        "fingerprint": options.fingerprint({**extra, **info.describe}),
+        "samples": names,
+        "methods": methods,
+        "heads": list(context.heads),
+        "grid_shape": [int(v) for v in grid_shape],
+        "dtype": "float16",
+        "axes": context.axes.to_dict(),
+    }
+
+
 def _open(
     context: ExplainContext,
     options: DatasetOptions,
@@ -250,27 +291,8 @@ def _open(
 ) -> _Run:
     """Index, heatmap files and journal of a new run, or those of the matching interrupted run in ``folder``."""
     grid_shape = tuple(int(v) for v in image_shape[:2])
-    names = [r.name for r in records]
     methods, heads = context.methods, list(context.heads)
-    bundle = context.bundle
-    fingerprint = options.fingerprint(
-        {
-            "model": bundle.name,
-            "model_file": str(bundle.source_file),
-            "methods": methods,
-            "samples": names,
-            **info.describe,
-        }
-    )
-    index = {
-        "fingerprint": fingerprint,
-        "samples": names,
-        "methods": methods,
-        "heads": heads,
-        "grid_shape": list(grid_shape),
-        "dtype": "float16",
-        "axes": context.axes.to_dict(),
-    }
+    index = run_index(context, options, records, grid_shape, info)
     done = len(_resume_state(folder, index))
     store = HeatmapStore(
         folder / "heatmaps", [(m, h) for m in methods for h in heads], len(records), grid_shape, create=not done
@@ -290,6 +312,8 @@ def _explain_rows(run: _Run, source: Any, rows: Sequence[SampleRecord], begin: i
     masks = _masks(source, rows, batch.grid_shape) if run.options.localisation else None
     result = explain_batch(run.context, batch)
     entries = _journal_entries(run, result, masks, begin)
+    for entry, values in zip(entries, batch_indicators(batch.grids, batch.axes, rows, source)):
+        entry["indicators"] = values  # physical indicators (xai.indicators), for xai.trust.indicators
     chosen = _figure_rows(run.options.figures, rows, begin)
     if run.figures.sample is not None and chosen:
         _render_figures(run, result, chosen, entries)
@@ -319,8 +343,8 @@ def _references(run: _Run, result: BatchExplanation, masks: np.ndarray | None, b
         orders = random_order((len(ref.faithful), *grids.shape[1:3]), seed=seed + begin)
         targets = {h: result.predictions.targets[h][ref.faithful] for h in heads}
         for mode in MODES:
-            curves = perturbation_curves(
-                run.predict,
+            curves = run.timed_curves(
+                "random order",
                 grids[ref.faithful],
                 orders,
                 targets,
@@ -346,6 +370,7 @@ def _journal_entries(run: _Run, result: BatchExplanation, masks: np.ndarray | No
             "index": begin + i,
             "split": run.info.splits.get(r.name),
             "true": {"magnitude": r.magnitude_class, "azimuth": r.azimuth_class},
+            "activity": run.info.activity.get(r.name),
             "heads": {},
         }
         for i, r in enumerate(records)
@@ -356,6 +381,9 @@ def _journal_entries(run: _Run, result: BatchExplanation, masks: np.ndarray | No
         for method, maps in result.maps[head].items():
             run.store.write(method, head, begin, maps.on_grid)
             _measure(run, result, (head, method), head_entries, ref)
+        for method, i in ((m, i) for m in result.reliance for i in range(len(records))):  # occlusion reliance
+            reliance = result.reliance_entry(method, head, i, perturb=bool(np.isin(i, ref.faithful)))
+            head_entries[i].setdefault("reliance", {})[method] = reliance_journal_entry(reliance)
         for entry, head_entry in zip(entries, head_entries):
             entry["heads"][head] = head_entry
     return entries
@@ -392,8 +420,8 @@ def _measure(
         order = importance_order(maps.on_grid[ref.faithful])
         targets = {head: result.predictions.targets[head][ref.faithful]}
         for mode in MODES:
-            curves = perturbation_curves(
-                run.predict,
+            curves = run.timed_curves(
+                method,
                 result.batch.grids[ref.faithful],
                 order,
                 targets,
@@ -447,7 +475,9 @@ def _masks(source: Any, batch: Sequence[SampleRecord], grid_shape: tuple[int, in
 
 
 def _figure_rows(figures: Any, batch: Sequence[SampleRecord], begin: int) -> list[int]:
-    """Rows of this batch that get a figure: ``figures`` = N (the first N samples) or sample names."""
+    """Rows of this batch that get a figure: ``figures`` = N (the first N samples), ``all`` or sample names."""
+    if figures == "all":
+        return list(range(len(batch)))
     if isinstance(figures, (list, tuple)):
         wanted = {str(name) for name in figures}
         return [i for i, r in enumerate(batch) if r.name in wanted]
@@ -481,6 +511,7 @@ def _render_figures(run: _Run, result: BatchExplanation, rows: Sequence[int], en
             grid_image=result.batch.grids[i],
             axes=run.context.axes,
             heads=heads,
+            activity=activity_text(entries[i].get("activity")),
         )
 
 
@@ -493,24 +524,47 @@ def _finish(
     journal = read_journal(folder)
     if len(journal) != len(records):
         raise InputDataError(folder / JOURNAL, f"journal holds {len(journal)} samples, expected {len(records)}")
-    randomisation = {}
+    randomisation, cost = {}, {}
     if options.randomisation_samples > 0:
-        randomisation = _randomisation(run, source, records[: options.randomisation_samples])
-    means = trust.class_means(run.store, journal, run.context)
-    atomic_savez(folder / trust.CLASS_MEANS_FILE, **means.arrays(), **run.context.axes.to_npz_arrays())
-    figures = _draw_class_means(run, means)
-    results = trust.aggregate_run(journal, run.context, options, randomisation, means.summary(figures))
-    results["run"] = {
+        chosen = records[: options.randomisation_samples]
+        randomisation, cost = randomisation_tests(run.context, source, chosen, options)
+    if run.seconds:  # seconds of this process: the samples an interrupted run had finished are not counted
+        faithful = min(int(options.faithfulness_samples), len(records)) - min(run.done, options.faithfulness_samples)
+        by_method = {m: round(s, 3) for m, s in run.seconds.items()}
+        seconds = round(sum(by_method.values()), 3)
+        cost["faithfulness"] = {"seconds": seconds, "samples": faithful, "by_method": by_method}
+    run_fields = {
         "seconds_this_process": round(elapsed, 1),
         "resumed_from": run.done,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_trace_mb": rss_trace,
         "rss_growth_after_warmup": rss_growth_after_warmup(rss_trace),
+        "check_seconds": cost,
     }
+    return write_results(run, journal, randomisation, run_fields)
+
+
+def write_results(run: _Run, journal: Sequence[dict], randomisation: Mapping, run_fields: Mapping) -> dict:
+    """Class means and the aggregation of a finished journal into ``dataset_results.json`` + ``report.md``
+    (also the last step of merging shards, :mod:`xai.merge`)."""
+    folder, options = run.folder, run.options
+    means = trust.class_means(run.store, journal, run.context)
+    atomic_savez(folder / trust.CLASS_MEANS_FILE, **means.arrays(), **run.context.axes.to_npz_arrays())
+    figures = _draw_class_means(run, means)
+    cost = run_fields.get("check_seconds")
+    results = trust.aggregate_run(journal, run.context, options, randomisation, means.summary(figures), cost)
+    results["run"] = dict(run_fields)
     results["confidence"] = float(options.confidence)
     results.update({k: v for k, v in run.info.describe.items() if k not in results})
+    results["confound"] = run_confound(journal, run.context, options)
+    ci = (options.confidence, options.bootstrap_resamples)
+    results["reliance"] = aggregate_reliance(journal, run.context.heads, *ci)
+    classes = {head: run.context.bundle.classes(head) for head in run.context.heads}
+    results["indicators"] = indicator_correlations(journal, classes, *ci, seed=options.seed)
     atomic_write_json(folder / DATASET_FILE, results)
-    atomic_write_text(folder / "report.md", trust.dataset_report(results))
+    report = trust.dataset_report(results) + reliance_report(results["reliance"], options.confidence)
+    report += indicator_report(results["indicators"], options.confidence)
+    atomic_write_text(folder / "report.md", report)
     return results
 
 
@@ -534,43 +588,5 @@ def _draw_class_means(run: _Run, means: trust.ClassMeans) -> list[str]:
 
 
 def _randomisation(run: _Run, source: Any, records: Sequence[SampleRecord]) -> dict:
-    """Cascading model-parameter randomisation and the random-logit test (Adebayo et al. 2018) on a
-    few samples, per method and head: Spearman rank correlation with the original maps."""
-    from xai.metrics.randomisation import cascading_randomisation, random_logit_test
-
-    context, options = run.context, run.options
-    predictions = predict(context, GridBatch.of(records, [source.load(r) for r in records]))
-    wanted = options.randomisation_methods
-    out: dict = {}
-    for method in [m for m in context.explainers if wanted is None or m in wanted]:
-        out[method] = {}
-        for head in context.heads:
-            targets = predictions.targets[head]
-
-            def explain(x, classes, _explainer=context.explainers[method], _head=head):
-                return _explainer(x, head=_head, class_indices=np.asarray(classes, dtype=np.int32)).maps
-
-            log.info("randomisation test: %s, head %s, %d samples", method, head, len(records))
-            steps = cascading_randomisation(
-                context.bundle.model,
-                explain,
-                predictions.inputs,
-                targets,
-                max_steps=options.randomisation_steps,
-                seed=options.seed,
-            )
-            logit = random_logit_test(
-                explain, predictions.inputs, targets, len(context.bundle.classes(head)), seed=options.seed
-            )
-            out[method][head] = {
-                "cascading": [
-                    {
-                        "label": s["label"],
-                        "layers": list(s["layers"]),
-                        "spearman": [_finite_or_none(v) for v in np.asarray(s["spearman"], dtype=float)],
-                    }
-                    for s in steps
-                ],
-                "random_logit": [_finite_or_none(v) for v in np.asarray(logit, dtype=float)],
-            }
-    return out
+    """The randomisation tests of ``records`` without their cost (:mod:`xai.trust.randomisation`)."""
+    return randomisation_tests(run.context, source, records, run.options)[0]

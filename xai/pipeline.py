@@ -4,14 +4,18 @@ A batch goes through the same steps wherever it is explained: load and check the
 grids, turn them into model inputs, predict, choose the explained class of every head
 (``predicted``, ``true`` or a class name), run every explainer per head, resample its maps to the
 spectrogram grid (:func:`xai.explainers.base.to_grid`) and summarise them in physical bands
-(:mod:`xai.attention`). Callers turn the :class:`BatchExplanation` into their own outputs.
+(:mod:`xai.attention`). Occlusion (:class:`~xai.explainers.occlusion.Occlusion`) runs once per batch
+for every head on the spectrogram grids and their axes (:mod:`xai.reliance.batch`); its reliance map
+joins the other maps and :meth:`BatchExplanation.reliance_entry` gives the region table, marginals and
+the attention-versus-reliance agreement of every other method. Callers turn the
+:class:`BatchExplanation` into their own outputs.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +25,11 @@ from core.names import HEADS
 from geomag.axes import SpectrogramAxes
 from geomag.dataset import ClassMappings, SampleRecord
 from xai.attention import BANDS, attention_summary, band_shares
+from xai.components import component_entry, grid_channel_maps
 from xai.explainers.base import Explanation, to_grid
+from xai.explainers.occlusion import Occlusion
+from xai.explainers.targets import TargetSpec
+from xai.reliance.batch import SampleReliance, measure_batch, reliance_entry, sample_agreements
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,8 @@ def explained_classes(
 class ExplainContext:
     """What every batch is explained with: the model bundle, the explainers (method name ->
     explainer), the heads, the explained-class spec, the grid axes shared by every sample (data-set
-    mode; ``None``: each sample's own) and the kind of attention summary (``ATTENTION_KINDS``)."""
+    mode; ``None``: each sample's own), the kind of attention summary (``ATTENTION_KINDS``) and the
+    target (one class's score, or a contrast with ``xai.contrast_class``)."""
 
     bundle: Any
     explainers: Mapping[str, Any]
@@ -80,11 +89,17 @@ class ExplainContext:
     explained_class: Any = "predicted"
     axes: SpectrogramAxes | None = None
     attention: str = "summary"
+    target: TargetSpec = TargetSpec()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", check_heads(self.bundle, self.heads))
+        self.target.check(self.bundle.class_mappings)
         if self.attention not in ATTENTION_KINDS:
             raise ConfigError(f"attention summary {self.attention!r} is not one of {', '.join(ATTENTION_KINDS)}")
+        if self.axes is not None:  # occlusion cuts the shared grid into regions when called as an Explainer
+            for explainer in self.explainers.values():
+                if isinstance(explainer, Occlusion):
+                    explainer.use_axes(self.axes)
 
     @property
     def methods(self) -> list[str]:
@@ -143,30 +158,54 @@ def load_grids(
 @dataclass
 class MethodMaps:
     """One method's maps of one head for a batch: the raw explanation at native resolution, the
-    maps resampled to the grid ``(B, rows, cols)`` and one attention summary per sample."""
+    maps resampled to the grid ``(B, rows, cols)``, one attention summary per sample, the
+    per-component maps on the grid ``(B, rows, cols, C)`` (gradient methods, channels layout) and one
+    ``components`` entry per sample (:mod:`xai.components`)."""
 
     explanation: Explanation
     on_grid: np.ndarray
     attention: list[dict | None]
+    channels: np.ndarray | None = None
+    components: list[dict] = field(default_factory=list)
 
 
 @dataclass
 class Predictions:
-    """Model inputs, class probabilities ``{head: (B, n_classes)}`` and explained class indices ``{head: (B,)}``."""
+    """Model inputs, class probabilities ``{head: (B, n_classes)}``, explained class indices ``{head: (B,)}``
+    and the contrast classes of a contrastive target ``{head: (B,) | None}``."""
 
     inputs: np.ndarray
     probabilities: dict[str, np.ndarray]
     targets: dict[str, np.ndarray]
+    contrasts: dict[str, np.ndarray | None] = field(default_factory=dict)
 
 
 @dataclass
 class BatchExplanation:
-    """A batch explained: its grids, predictions and ``maps[head][method]``."""
+    """A batch explained: its grids, predictions, ``maps[head][method]`` and the occlusion results
+    ``reliance[method][head]`` (one :class:`SampleReliance` per sample)."""
 
     context: ExplainContext
     batch: GridBatch
     predictions: Predictions
     maps: dict[str, dict[str, MethodMaps]]
+    reliance: dict[str, dict[str, list[SampleReliance]]] = field(default_factory=dict)
+
+    def reliance_entry(self, method: str, head: str, i: int, perturb: bool = True) -> dict:
+        """Sample ``i``'s occlusion numbers for ``head`` with the agreement of every other method's map
+        (region perturbation only with ``perturb``)."""
+        sample = self.reliance[method][head][i]
+        heatmaps = {  # per-component maps where the method has them (channels layout), so components rank
+            m: maps.on_grid[i] if maps.channels is None else maps.channels[i]
+            for m, maps in self.maps[head].items()
+            if m not in self.reliance
+        }
+        agreements = sample_agreements(self.context.explainers[method], sample, heatmaps, perturb)
+        entry = reliance_entry(sample, agreements)
+        classes = self.context.bundle.classes(head)
+        for key in ("explained_class", "contrast_class"):
+            entry[key] = None if entry[key] is None else classes[int(entry[key])]
+        return entry
 
     def prediction(self, head: str, i: int) -> dict:
         """Sample ``i``'s ``prediction``, ``confidence``, ``probabilities`` (class -> p),
@@ -176,11 +215,13 @@ class BatchExplanation:
         predicted = int(probs.argmax())
         prediction = classes[predicted]
         true = self.batch.records[i].true_class(head)
+        explained = classes[int(self.predictions.targets[head][i])]
         return {
             "prediction": prediction,
             "confidence": float(probs[predicted]),
             "probabilities": {c: float(p) for c, p in zip(classes, probs)},
-            "explained_class": classes[int(self.predictions.targets[head][i])],
+            "explained_class": explained,
+            "target": self.context.target.describe(head, self.context.bundle.class_mappings, explained),
             "true": true,
             "correct": (prediction == true) if true in classes else None,
         }
@@ -197,33 +238,96 @@ def predict(context: ExplainContext, batch: GridBatch) -> Predictions:
         )
         for head in context.heads
     }
-    return Predictions(inputs, probabilities, targets)
+    n = len(batch.records)
+    contrasts = {head: context.target.contrast_indices(head, bundle.class_mappings, n) for head in context.heads}
+    for head, contrast in contrasts.items():
+        if contrast is not None and np.any(contrast == targets[head]):
+            log.warning("%s: the explained class equals the contrast class for some samples: their maps are 0", head)
+    return Predictions(inputs, probabilities, targets, contrasts)
 
 
 def explain_batch(context: ExplainContext, batch: GridBatch) -> BatchExplanation:
     """Predict, then run every explainer on every head and resample its maps to the grid."""
     predictions = predict(context, batch)
+    reliance = {
+        name: measure_batch(
+            explainer,
+            batch.grids,
+            [axes if context.axes is None else context.axes for axes in batch.axes],
+            {head: predictions.targets[head] for head in context.heads},
+            predictions.contrasts,
+        )
+        for name, explainer in context.explainers.items()
+        if isinstance(explainer, Occlusion)
+    }
     maps: dict[str, dict[str, MethodMaps]] = {}
     for head in context.heads:
         maps[head] = {}
         for name, explainer in context.explainers.items():
-            explanation = explainer(predictions.inputs, head=head, class_indices=predictions.targets[head])
-            on_grid = to_grid(explanation.maps, batch.grid_shape)
-            maps[head][name] = MethodMaps(
-                explanation, on_grid, _attention(context, batch, on_grid, explanation.native_shape)
-            )
-    return BatchExplanation(context, batch, predictions, maps)
+            if name in reliance:
+                explanation = _reliance_explanation(explainer, name, head, reliance[name][head], predictions)
+            else:
+                explanation = explainer(
+                    predictions.inputs,
+                    head=head,
+                    class_indices=predictions.targets[head],
+                    contrast_indices=predictions.contrasts.get(head),
+                )
+            maps[head][name] = _method_maps(context, batch, explanation, getattr(explainer, "needs_features", False))
+    return BatchExplanation(context, batch, predictions, maps, reliance)
+
+
+def _method_maps(context: ExplainContext, batch: GridBatch, explanation: Explanation, is_cam: bool) -> MethodMaps:
+    """One method's maps on the grid with their attention summaries and component entries."""
+    on_grid = to_grid(explanation.maps, batch.grid_shape)
+    first_axes = context.axes if context.axes is not None else batch.axes[0]
+    preprocessing = getattr(context.bundle, "preprocessing", None)
+    channels = grid_channel_maps(explanation, batch.grid_shape, first_axes, preprocessing)
+    attention = _attention(context, batch, on_grid, explanation.native_shape, channels)
+    components = [
+        component_entry(
+            explanation,
+            on_grid[i],
+            context.axes if context.axes is not None else batch.axes[i],
+            None if channels is None else channels[i],
+            is_cam,
+        )
+        for i in range(len(on_grid))
+    ]
+    return MethodMaps(explanation, on_grid, attention, channels, components)
+
+
+def _reliance_explanation(
+    explainer: Occlusion, name: str, head: str, samples: Sequence[SampleReliance], predictions: Predictions
+) -> Explanation:
+    """The occlusion maps of one head (each cell: its region's drop in the method's ``map_score``) as an Explanation."""
+    unit = explainer.options.map_score
+    maps = np.stack([sample.reliance_map(sample.result.map_unit(unit)) for sample in samples]).astype(np.float32)
+    return Explanation(
+        maps=maps,
+        native_shape=(int(maps.shape[1]), int(maps.shape[2])),
+        head=head,
+        class_indices=predictions.targets[head],
+        score_kind=explainer.score_kind(head),
+        method=name,
+    )
 
 
 def _attention(
-    context: ExplainContext, batch: GridBatch, on_grid: np.ndarray, native_shape: Sequence[int]
+    context: ExplainContext,
+    batch: GridBatch,
+    on_grid: np.ndarray,
+    native_shape: Sequence[int],
+    channels: np.ndarray | None = None,
 ) -> list[dict | None]:
-    """Per sample: the attention summary, the band mass shares, or ``None`` (``context.attention``)."""
+    """Per sample: the attention summary (with per-component ``channels`` maps when there are),
+    the band mass shares, or ``None`` (``context.attention``)."""
     out: list[dict | None] = []
     for i in range(len(on_grid)):
         axes = context.axes if context.axes is not None else batch.axes[i]
         if context.attention == "summary":
-            out.append(attention_summary(on_grid[i], axes, native_shape=native_shape))
+            per_channel = None if channels is None else channels[i]
+            out.append(attention_summary(on_grid[i], axes, native_shape=native_shape, per_channel=per_channel))
         elif context.attention == "bands":
             shares = band_shares(on_grid[i], axes, BANDS)
             out.append({band: value.get("mass_share") for band, value in shares.items()})

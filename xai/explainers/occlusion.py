@@ -67,6 +67,8 @@ class OcclusionOptions:
     map_score: str = "logit"  # what explain()'s maps carry: logit | probability drops
     contrast_class: Any = None  # None | class index | class name | {head: index or name}
     chunk_size: int = 64  # occluded copies per compiled forward call
+    agreement_steps: int = 10  # region perturbation of the other methods' maps: regions removed (0: off)
+    agreement_orders: int = 3  # random removal orders the perturbation is compared with
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", RegionConfig.from_config(self.regions))
@@ -75,6 +77,8 @@ class OcclusionOptions:
             (self.background in BACKGROUNDS, f"background must be one of {', '.join(BACKGROUNDS)}", self.background),
             (self.map_score in SCORE_UNITS, f"map_score must be one of {', '.join(SCORE_UNITS)}", self.map_score),
             (_positive_int(self.chunk_size), "chunk_size must be a positive integer", self.chunk_size),
+            (_count(self.agreement_steps), "agreement_steps must be an integer >= 0", self.agreement_steps),
+            (_positive_int(self.agreement_orders), "agreement_orders must be >= 1", self.agreement_orders),
             (_number(self.noise) and self.noise >= 0, "noise must be a number >= 0", self.noise),
             (_number(self.seed) and int(self.seed) == self.seed, "seed must be an integer", self.seed),
         )
@@ -93,6 +97,10 @@ class OcclusionOptions:
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
 
 
 def _number(value: Any) -> bool:
