@@ -16,7 +16,9 @@ def main(cfg: DictConfig) -> None:
     """Run the configured task; a documented error becomes one `[ERROR]` line and exit status 2."""
     from core.errors import PrecursorError
     from core.quiet import start_tensorflow
+    from models.device import allow_memory_growth_before_start
 
+    allow_memory_growth_before_start()
     start_tensorflow(cfg.get("runtime", {}).get("tf_log_level"))
 
     multirun = _in_multirun()

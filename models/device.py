@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import logging
-
-import keras
+import os
 
 log = logging.getLogger(__name__)
+
+GROWTH_VARIABLE = "TF_FORCE_GPU_ALLOW_GROWTH"
+
+
+def allow_memory_growth_before_start() -> None:
+    """Ask TensorFlow, before it starts, to grow GPU memory on demand instead of reserving all of it.
+
+    ``main.py`` calls this before importing TensorFlow, so every GPU of the process (one per job under
+    ``hydra/launcher=slurm``) gets memory growth even when TensorFlow initialises it before
+    :func:`configure_devices` runs. A value the user set is kept.
+    """
+    os.environ.setdefault(GROWTH_VARIABLE, "true")
 
 
 def _gpu_name(gpu: object) -> str:
@@ -27,6 +38,7 @@ def configure_devices(mixed_precision: bool = False) -> str:
     Otherwise the policy is (re)set to ``float32``.  Returns ``"CPU"`` or the GPU name
     (``"2 x <name>"`` for several), which is also logged.
     """
+    import keras
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

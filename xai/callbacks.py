@@ -14,6 +14,11 @@ jobs and the comparison still run. At the end, :meth:`on_multirun_end` writes th
 (which lists the failed and missing jobs), logs an error naming them and exits with status 1
 (``exit_on_failure``) – after everything is written. A failure of the comparison itself is
 logged as an error (never hiding the jobs' own results) and also gives exit status 1.
+
+**Sharded data-set runs.** A sweep over ``task.shard`` of ``task=dataset task.shards=N`` is one run
+split into N jobs: at its end the shards are merged into ``<sweep dir>/<model>/``
+(:mod:`xai.merge`) instead of compared; a missing or failed shard gives no merged result and exit
+status 1.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from core.errors import PrecursorError
 from core.failures import failure_status, write_failure
 from core.names import COMPARISON_DIR, COMPARISON_REPORT, STATUS_FILE
+from models.identity import model_name
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,13 @@ def _is_multirun(config: DictConfig) -> bool:
 
     mode = _select(config, "hydra.mode")
     return mode == RunMode.MULTIRUN or str(mode).endswith("MULTIRUN")
+
+
+def _is_sharded(config: DictConfig) -> bool:
+    """A sweep over the shards of one data-set run (``task=dataset task.shards=N``, N > 1)."""
+    shards = _select(config, "task.shards")
+    target = str(_select(config, "task._target_") or "")
+    return target.endswith("dataset.run") and str(shards).isdigit() and int(shards) > 1
 
 
 class CompareOnMultirunEnd(Callback):
@@ -73,7 +86,7 @@ class CompareOnMultirunEnd(Callback):
             error: BaseException = RuntimeError("the job failed without an exception")
         except BaseException as raised:  # noqa: BLE001 - we record whatever the job raised
             error = raised
-        model = _select(config, "model.name")
+        model = model_name(_select(config, "model"))
         sample = _select(config, "sample")
         job_dir = _select(config, "hydra.runtime.output_dir")
         message = str(error) if isinstance(error, PrecursorError) else f"{type(error).__name__}: {error}"
@@ -111,6 +124,9 @@ class CompareOnMultirunEnd(Callback):
             log.error("comparison skipped: hydra.sweep.dir is not set")
             return
         sweep_dir = Path(str(sweep))
+        if _is_sharded(config):  # a data-set run split into shards: merge them instead of comparing
+            self._merge_shards(config, sweep_dir)
+            return
         out_dir = sweep_dir / COMPARISON_DIR
         comparison_failed = False
         comparison: dict | None = None
@@ -138,6 +154,30 @@ class CompareOnMultirunEnd(Callback):
                 out_dir / COMPARISON_REPORT,
             )
         if (problems or comparison_failed) and self.exit_on_failure:
+            sys.exit(1)
+
+    def _merge_shards(self, config: DictConfig, sweep_dir: Path) -> None:
+        """Merge the shards into ``<sweep dir>/<model>/`` (:mod:`xai.merge`); exit with status 1 when a shard
+        is missing or failed (the merge then writes no result) or the merge itself failed."""
+        from xai.dataset import DatasetFigures
+        from xai.html import write_report_page
+        from xai.merge import MergeRequest, merge_shards
+        from xai.render import render_class_means
+
+        request = MergeRequest(
+            sweep_dir,
+            shards=int(_select(config, "task.shards")),
+            figures=DatasetFigures(class_means=render_class_means),
+            page=lambda folder: write_report_page("dataset", folder, config),
+        )
+        try:
+            for folder in merge_shards(request):
+                log.info("merged the shards of the sweep into %s (report.md, dataset_results.json)", folder)
+            failed = False
+        except Exception as error:  # noqa: BLE001 - reported, then the exit status says it
+            log.error("%s", error, exc_info=not isinstance(error, PrecursorError))
+            failed = True
+        if (failed or self.failed_jobs) and self.exit_on_failure:
             sys.exit(1)
 
     def _problems(self, comparison: dict | None) -> list[str]:

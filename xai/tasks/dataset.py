@@ -19,8 +19,10 @@ from core.errors import ConfigError
 from core.text import plain
 from xai.dataset import DatasetFigures, DatasetOptions, RunInfo, explain_dataset
 from xai.explainers import build_explainers
+from xai.html import write_report_page
 from xai.runtime import output_dir
 from xai.tasks.explain import resolve_model
+from xai.trust.budget import apply_budget
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +58,52 @@ def select_records(split: str, source, resolved, cfg: DictConfig, fresh: dict | 
     return source, records
 
 
-def run(cfg: DictConfig, split: str = "test", fresh: dict | None = None, limit: int | None = None, **options) -> Path:
-    """The data-set task; returns the model's output folder."""
-    from models.device import configure_devices
-    from xai.render import render_class_means, render_sample_figure
+def with_activity(cfg: DictConfig, source, records: list, exclude: bool) -> tuple[list, dict, list[str]]:
+    """``(records, activity per sample, names left out)``: each window's geomagnetic activity (``cfg.activity``);
+    the disturbed windows are left out when ``task.exclude_disturbed`` is true."""
+    from xai.tasks.explain import sample_activities
+    from xai.trust.confound import drop_disturbed
 
+    activities = sample_activities(cfg, source, records)
+    if not exclude:
+        return records, activities, []
+    kept, dropped = drop_disturbed(records, activities)
+    log.info("task.exclude_disturbed: left out %d disturbed window(s) of %d", len(dropped), len(records))
+    if not kept:
+        raise ConfigError("task.exclude_disturbed: every selected window is disturbed; nothing left to explain")
+    return kept, activities, dropped
+
+
+def run(
+    cfg: DictConfig,
+    split: str = "test",
+    fresh: dict | None = None,
+    limit: int | None = None,
+    exclude_disturbed: bool = False,
+    **options,
+) -> Path:
+    """The data-set task; returns the model's output folder (a shard's folder with ``task.shards`` > 1)."""
+    from models.device import configure_devices
+    from xai.render import render_class_means
+    from xai.render.pool import FigurePool
+    from xai.shards import ShardJob, run_shard, shard_folder_name, shard_spec
+
+    spec = shard_spec(options.pop("shards", 1), options.pop("shard", None))  # refused before any work when wrong
+    figure_workers = int(options.pop("figure_workers", 2))
     configure_devices(bool(cfg.runtime.mixed_precision))
     source = hydra.utils.instantiate(cfg.data)
     resolved = resolve_model(cfg, source)
     bundle = resolved.bundle
     source, records = select_records(str(split), source, resolved, cfg, plain(fresh), limit)
+    records, activities, dropped = with_activity(cfg, source, records, bool(exclude_disturbed))
+    options, budget = apply_budget({k: plain(v) for k, v in options.items()})
     try:
         settings = DatasetOptions(
             heads=[str(h) for h in cfg.xai.heads],
             seed=int(cfg.seed),
             explained_class=plain(cfg.xai.explained_class),
-            **{k: plain(v) for k, v in options.items()},
+            target=(plain(cfg.xai.get("target")), plain(cfg.xai.get("contrast_class"))),
+            **options,
         )
     except TypeError as exc:
         raise ConfigError(f"task: {exc}") from None
@@ -86,16 +118,20 @@ def run(cfg: DictConfig, split: str = "test", fresh: dict | None = None, limit: 
     final = output_dir() / bundle.name
     partial = final.with_name(final.name + ".partial")
     describe = {"selection": f"split {split}" + (f", first {limit}" if limit else ""), "data": source.describe()}
-    explain_dataset(
-        bundle,
-        explainers,
-        source,
-        records,
-        partial,
-        settings,
-        info=RunInfo(splits=resolved.split, describe=describe),
-        figures=DatasetFigures(sample=render_sample_figure, class_means=render_class_means),
-    )
+    describe["budget"] = budget
+    if exclude_disturbed:
+        describe["excluded_disturbed"] = dropped
+    info = RunInfo(splits=resolved.split, describe=describe, activity=activities)
+    with FigurePool(figure_workers if settings.figures else 0) as painter:  # per-sample figures in processes
+        figures = DatasetFigures(sample=painter, class_means=render_class_means)
+        if spec is not None:  # one shard of the run; the sweep's end (or task=merge) merges them
+            folder = output_dir() / shard_folder_name(bundle.name, spec)
+            run_shard(ShardJob(bundle, explainers, source, records, folder, settings, spec, info, figures))
+        else:
+            explain_dataset(bundle, explainers, source, records, partial, settings, info=info, figures=figures)
+    if spec is not None:
+        return folder
+    write_report_page("dataset", partial, cfg)
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.rename(final, old)
