@@ -11,12 +11,14 @@ from omegaconf import OmegaConf
 
 from core.errors import ConfigError
 from core.names import METHOD_TITLES
+from geomag.axes import SpectrogramAxes
 from tests.conftest import tiny_two_head_model
 from xai.explainers import build_explainers
 from xai.explainers.gradcam import GradCAM
 from xai.explainers.gradcam_plus_plus import GradcamPlusPlus
 from xai.explainers.hirescam import HiResCAM
 from xai.explainers.layercam import Layercam
+from xai.explainers.occlusion import Occlusion
 from xai.explainers.saliency import Saliency
 from xai.explainers.scorecam import Scorecam
 from xai.explainers.smoothgrad import SmoothGrad
@@ -55,7 +57,9 @@ def test_default_full_and_gradcam_compose():
         "layercam",
         "scorecam",
         "hirescam",
+        "occlusion",
     ]
+    assert list(_xai("reliance").methods) == ["gradcam", "saliency", "occlusion"]
     assert list(gradcam.methods) == ["gradcam"]
     for cfg in (default, full, gradcam):
         assert list(cfg.heads) == ["magnitude", "azimuth"]
@@ -80,10 +84,21 @@ def test_every_method_config_instantiates_and_explains():
         "layercam": Layercam,
         "scorecam": Scorecam,
         "hirescam": HiResCAM,
+        "occlusion": Occlusion,
     }
     assert {name: type(e) for name, e in explainers.items()} == expected
     assert explainers["smoothgrad"].smooth_samples == 20 and explainers["scorecam"].max_N == 10
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
+    axes = SpectrogramAxes.regular(  # occlusion's regions are physical: it needs the grid's axes
+        layout="channels",
+        components=("H", "D", "Z"),
+        n_rows=32,
+        n_cols=32,
+        frequency_range_hz=(0.0005, 0.1),
+        frequency_scale="log",
+        window_s=6 * 3600,
+    )
+    explainers["occlusion"].use_axes(axes)
     for name, explainer in explainers.items():
         result = explainer(x, "azimuth")
         assert result.method == name and result.maps.shape[0] == 1 and np.isfinite(result.maps).all()
