@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from core.errors import ConfigError
 from core.io import atomic_path, atomic_write_json, atomic_write_text
 from geomag.dataset import HEADS, ClassMappings, SampleRecord
+from models.identity import model_name
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def _bundle(model, mappings: ClassMappings, model_cfg: Mapping):
     return bundle_from_model(
         model,
         mappings,
-        name=model_cfg.get("name"),
+        name=model_name(model_cfg),
         target_layer=model_cfg.get("target_layer"),
         preprocessing=required_key(model_cfg, "preprocessing", "model"),
     )
@@ -523,14 +524,15 @@ def ensure_demo_model(model_cfg: Mapping, source, cache_dir: str | Path, seed: i
         model_cfg = OmegaConf.to_container(model_cfg, resolve=True)
     key = demo_model_key(model_cfg, getattr(source, "hash", "csv"), seed)
     root = Path(cache_dir) / "models"
-    final = root / f"{model_cfg['name']}-{key}"
+    architecture = model_cfg["architecture"]
+    final = root / f"{architecture}-{key}"
     if (final / "model.keras").is_file():
         log.info("using cached demo model %s", final)
         return final
-    with _file_lock(root / f".{model_cfg['name']}-{key}.lock"):
+    with _file_lock(root / f".{architecture}-{key}.lock"):
         if (final / "model.keras").is_file():
             return final
-        log.info("no cached demo model for %s: training it once (cached in %s)", model_cfg["name"], final)
+        log.info("no cached demo model for %s: training it once (cached in %s)", architecture, final)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
         try:
             train_model(model_cfg, source, tmp, seed)

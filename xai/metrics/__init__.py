@@ -28,6 +28,7 @@ _EXPORTS = {
     ),
     "randomisation": (
         "cascading_randomisation",
+        "random_logit_draws",
         "random_logit_test",
         "randomisation_steps",
         "randomised_weights",

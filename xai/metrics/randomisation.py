@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "cascading_randomisation",
     "learned_variables",
+    "random_logit_draws",
     "random_logit_test",
     "randomisation_steps",
     "randomised_weights",
@@ -228,7 +229,7 @@ def cascading_randomisation(
             rho = _per_sample_spearman(reference, explain(inputs, classes))
             steps.append({"layers": cumulative, "label": f"up to {cumulative[-1]}", "spearman": rho})
             finite = rho[np.isfinite(rho)]
-            log.info("randomised up to %s: mean Spearman %s", cumulative[-1], finite.mean() if finite.size else "n/a")
+            log.debug("randomised up to %s: mean Spearman %s", cumulative[-1], finite.mean() if finite.size else "n/a")
     return steps
 
 
@@ -254,3 +255,37 @@ def random_logit_test(
     draw = np.random.default_rng(seed).integers(0, n_classes - 1, size=classes.shape)
     others = (draw + (draw >= classes)).astype(classes.dtype)
     return _per_sample_spearman(explain(inputs, classes), explain(inputs, others))
+
+
+def random_logit_draws(
+    explain: Explain,
+    inputs: np.ndarray,
+    class_indices: np.ndarray,
+    n_classes: int,
+    draws: int = 3,
+    seed: int = 0,
+) -> np.ndarray:
+    """Spearman between the maps of the explained class and of ``k`` different other classes, ``(B, k)``.
+
+    The random-logit test of :func:`random_logit_test` with ``k = min(draws, n_classes - 1)`` draws
+    per sample, each a different class (without replacement, uniformly among the classes that differ
+    from the sample's ``class_indices``): averaging over draws removes the luck of which other class
+    was drawn, at one more explanation of the batch per draw.  ``draws >= n_classes - 1`` compares
+    with every other class.  NaN where a correlation is undefined.
+    """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+        raise ConfigError(f"the random-logit test needs at least 2 classes, got n_classes={n_classes!r}")
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise ConfigError(f"random-logit draws must be a positive integer, got {draws!r}")
+    classes = np.asarray(class_indices)
+    if classes.ndim != 1 or not np.issubdtype(classes.dtype, np.integer):
+        raise InputDataError(None, f"class_indices must be (B,) integers, got {classes.dtype} {classes.shape}")
+    if ((classes < 0) | (classes >= n_classes)).any():
+        raise ConfigError(f"class indices must lie in 0..{n_classes - 1}, got {classes.tolist()}")
+    k = min(int(draws), n_classes - 1)
+    rng = np.random.default_rng(seed)
+    # per sample a random permutation of 0..n-2, mapped past the sample's own class
+    order = np.argsort(rng.random((len(classes), n_classes - 1)), axis=1)[:, :k]
+    others = (order + (order >= classes[:, None])).astype(classes.dtype)
+    reference = explain(inputs, classes)
+    return np.stack([_per_sample_spearman(reference, explain(inputs, others[:, d])) for d in range(k)], axis=1)

@@ -18,6 +18,8 @@ import numpy as np
 
 from models.training import confusion
 from xai.attention import BANDS, REST
+from xai.trust.intervals import DEFAULT_MIN_SAMPLES, N_NEEDED_METHOD
+from xai.trust.paired import method_pairs, per_sample_values
 from xai.trust.verdicts import DEFAULT_THRESHOLDS, verdicts
 
 log = logging.getLogger(__name__)
@@ -102,10 +104,16 @@ def class_means(store: Any, journal: Sequence[Mapping], context: Any) -> ClassMe
 
 
 def aggregate_run(
-    journal: Sequence[Mapping], context: Any, options: Any, randomisation: Mapping, class_means_summary: Mapping
+    journal: Sequence[Mapping],
+    context: Any,
+    options: Any,
+    randomisation: Mapping,
+    class_means_summary: Mapping,
+    cost: Mapping | None = None,
 ) -> dict:
     """Summaries of a finished data-set run (``context``: an :class:`xai.pipeline.ExplainContext`;
-    ``options``: the run's :class:`xai.dataset.DatasetOptions`)."""
+    ``options``: the run's :class:`xai.dataset.DatasetOptions`; ``cost``: seconds per check measured
+    in this process, ``{check: {'seconds', 'samples', 'by_method'}}``)."""
     bundle, methods, heads = context.bundle, context.methods, list(context.heads)
     thresholds = {**DEFAULT_THRESHOLDS, **dict(options.thresholds or {})}
     results: dict = {
@@ -124,13 +132,24 @@ def aggregate_run(
         results["heads_summary"][head] = _head_summary(journal, head, bundle.classes(head))
     results["bands"] = _band_distributions(journal, methods, heads, bundle, options)
     results["class_means"] = dict(class_means_summary)
+    min_samples = int(getattr(options, "min_samples", DEFAULT_MIN_SAMPLES))
+    per_sample = per_sample_values(journal, randomisation, methods, heads)
     results["trust"] = {
-        "localisation": _localisation(journal, methods, heads, options),
+        "localisation": _localisation(journal, methods, heads, options, thresholds),
         "faithfulness": _faithfulness(journal, methods, heads, options),
-        "randomisation": _randomisation_summary(randomisation),
+        "randomisation": _randomisation_summary(randomisation, options),
         "thresholds": thresholds,
+        "decision": {
+            "rule": "passes when the whole interval clears the threshold, fails when it lies on the wrong "
+            "side, inconclusive otherwise",
+            "min_samples": min_samples,
+            "n_needed": N_NEEDED_METHOD,
+        },
+        "cost": dict(cost or {}),
+        "paired": method_pairs(per_sample, methods, heads, options),
+        "per_sample": per_sample,
     }
-    results["trust"]["verdicts"] = verdicts(results["trust"], methods, heads, thresholds)
+    results["trust"]["verdicts"] = verdicts(results["trust"], methods, heads, thresholds, min_samples)
     return results
 
 
@@ -178,7 +197,7 @@ def _values(journal, head: str, section: str, method: str, key: str) -> list[flo
     return out
 
 
-def _localisation(journal, methods, heads, options) -> dict:
+def _localisation(journal, methods, heads, options, thresholds: Mapping) -> dict:
     if not any(e["heads"][h].get("localisation") for e in journal for h in heads):
         return {"measured": False, "reason": "no ground-truth masks in this data set"}
     out: dict = {"measured": True, "methods": {}, "random": {}, "mask_area_share": {}}
@@ -188,12 +207,34 @@ def _localisation(journal, methods, heads, options) -> dict:
         out["random"][head] = {
             k: _ci(_values(journal, head, "localisation", "random", k), options) for k in LOCALISATION_KEYS
         }
+        factor = float(thresholds["mass_vs_area"])
         for method in methods:
-            out["methods"].setdefault(method, {})[head] = {
-                k: _ci(_values(journal, head, "localisation", method, k), options) for k in LOCALISATION_KEYS
-            }
+            item = {k: _ci(_values(journal, head, "localisation", method, k), options) for k in LOCALISATION_KEYS}
+            # paired per sample (windows with a mask): relevance mass beyond factor x the mask's area share,
+            # and beyond what a random map scores on the same window
+            item.update(_localisation_gains(journal, head, method, factor, options))
+            out["methods"].setdefault(method, {})[head] = item
         out.setdefault("by_class", {})[head] = _localisation_by_class(journal, methods, head, options)
     return out
+
+
+def _localisation_gains(journal, head: str, method: str, factor: float, options) -> dict:
+    mass, area, random = [], [], []
+    for e in journal:
+        entry = e["heads"][head]
+        value = (entry.get("localisation", {}).get(method) or {}).get("relevance_mass_accuracy")
+        share = entry.get("mask_area_share")
+        if value is None or not share:
+            continue
+        mass.append(value)
+        area.append(share)
+        random.append((entry["localisation"].get("random") or {}).get("relevance_mass_accuracy"))
+    mass_a, area_a = np.array(mass, dtype=float), np.array(area, dtype=float)
+    random_a = np.array([np.nan if v is None else v for v in random], dtype=float)
+    return {
+        "excess_over_area": _ci(mass_a - factor * area_a, options),
+        "gain_over_random": _ci(mass_a - random_a, options),
+    }
 
 
 def _localisation_by_class(journal, methods, head: str, options) -> dict:
@@ -238,7 +279,10 @@ def _faithfulness(journal, methods, heads, options) -> dict:
     return out
 
 
-def _randomisation_summary(randomisation: Mapping) -> dict:
+def _randomisation_summary(randomisation: Mapping, options: Any) -> dict:
+    """Per method and head: mean Spearman ρ after each cascading step, and bootstrap intervals over
+    samples of the fully randomised step's ρ and of the random-logit ρ (per sample, the mean over
+    its other classes)."""
     if not randomisation:
         return {"measured": False, "reason": "randomisation_samples is 0"}
     out: dict = {"measured": True, "methods": {}}
@@ -256,10 +300,15 @@ def _randomisation_summary(randomisation: Mapping) -> dict:
                     }
                 )
             logit = [v for v in item["random_logit"] if v is not None]
+            final = item["cascading"][-1]["spearman"] if item["cascading"] else []
+            draws = item.get("random_logit_draws") or [[v] for v in item["random_logit"]]
             out["methods"].setdefault(method, {})[head] = {
                 "cascading": steps,
                 "final_mean_spearman": steps[-1]["mean_spearman"] if steps else None,
+                "final_spearman": _ci(final, options),
                 "random_logit_mean_spearman": float(np.mean(logit)) if logit else None,
+                "random_logit_spearman": _ci(item["random_logit"], options),
+                "random_logit_draws": max((len(row) for row in draws), default=0),
                 "n": len(item["random_logit"]),
                 "per_sample": item,
             }
