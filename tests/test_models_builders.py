@@ -55,7 +55,7 @@ def efficientnet() -> keras.Model:
 @pytest.mark.parametrize("name", ["vgg16", "efficientnet"])
 def test_config_files(name):
     cfg = _config(name)
-    assert cfg.name == name
+    assert cfg.architecture == name and cfg.name is None  # the name follows models.identity
     assert cfg.builder._target_.startswith("models.builders.build_")
     assert cfg.file is None and cfg.class_mappings is None and cfg.head_order is None
     assert dict(cfg.heads) == {"magnitude": "magnitude", "azimuth": "azimuth"}
