@@ -1,4 +1,4 @@
-"""The notebook API (``from xai import explain, explain_dataset, compare``) and the README block that uses it."""
+"""The notebook API (``from xai import explain, explain_dataset, compare_models``) and the README block that uses it."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_import_xai_is_light_and_exports_the_three_functions():
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["True", "['compare',", "'explain',", "'explain_dataset']", "xai.api"]
+    assert proc.stdout.split() == ["True", "['compare_models',", "'explain',", "'explain_dataset']", "xai.api"]
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         import xai
 
@@ -138,3 +138,10 @@ def test_readme_notebook_block_runs(lab, tmp_path, monkeypatch):
     assert (tmp_path / "xai_out" / "comparison" / "comparison.json").is_file()
     assert (tmp_path / "xai_out" / "dataset" / "our_vgg16" / "dataset_results.json").is_file()
     assert namespace["trust"]["model"] == "our_vgg16"
+
+
+def test_the_comparison_package_never_shadows_the_notebook_function():
+    import xai.compare  # noqa: F401 - the package is imported by the tasks and the explain path
+    from xai import compare_models
+
+    assert callable(compare_models) and compare_models.__module__ == "xai.api"

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.html_page import synthetic_dataset
 from tests.conftest import FEW_SMOOTHGRAD_SAMPLES, TINY, run_main
 from tests.test_html_report import comparison_folder
-from xai.html import write_comparison_page, write_dataset_page, write_model_page
+from xai.html import write_comparison_page, write_dataset_page
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements-test.txt)")
 

@@ -275,7 +275,7 @@ def test_failure_record_never_joins_an_earlier_runs_results(tmp_path, monkeypatc
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.slow
@@ -294,7 +294,9 @@ def test_rerun_into_the_same_folder_replaces_it_and_a_failed_rerun_keeps_it(tmp_
     second = run_main([*common, f"sample={names[2]}"])
     assert second.returncode == 0, second.stderr[-3000:]
     page = ["report.html", "thumbs"]  # the model's report page and its gallery thumbnail
-    expected = sorted([f"{names[2]}_heatmaps.npz", f"{names[2]}_visualization.png", "visualization_results.json", *page])
+    expected = sorted(
+        [f"{names[2]}_heatmaps.npz", f"{names[2]}_visualization.png", "visualization_results.json", *page]
+    )
     assert sorted(p.name for p in folder.iterdir()) == expected  # nothing of the first run is left
     results = json.loads((folder / "visualization_results.json").read_text())
     assert [s["sample"] for s in results["samples"]] == [names[2]] and results["methods"] == ["gradcam"]

@@ -1,6 +1,6 @@
 """Explanations of CNN classifiers of geomagnetic precursor spectrograms (notebooks: ``from xai import explain``).
 
-The notebook functions ``explain``, ``explain_dataset`` and ``compare`` live in :mod:`xai.api` and
+The notebook functions ``explain``, ``explain_dataset`` and ``compare_models`` live in :mod:`xai.api` and
 are imported on first use, so ``import xai`` stays light (no TensorFlow).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["compare", "explain", "explain_dataset"]
+__all__ = ["compare_models", "explain", "explain_dataset"]
 
 
 def __getattr__(name: str) -> Any:

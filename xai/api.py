@@ -1,4 +1,4 @@
-"""The notebook API: ``from xai import explain, explain_dataset, compare`` - the tasks' code paths without Hydra.
+"""The notebook API: ``from xai import explain, explain_dataset, compare_models`` - the tasks' code paths without Hydra.
 
 * :func:`explain`: a model (``keras.Model``, a model file, or a loaded bundle) + class mappings +
   spectrogram images / arrays / raw files -> the ``visualization_results.json`` structure (through
@@ -230,7 +230,7 @@ def explain_dataset(
     return run_dataset(bundle, explainers, source, source.records(), Path(out_dir), dataset_options)
 
 
-def compare(folders: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+def compare_models(folders: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike) -> dict:
     """Compare the models' results under run or sweep ``folders`` (e.g. ``figures_dir`` folders of
     :func:`explain`, one per model) into ``out_dir``; returns ``comparison.json``'s content."""
     from xai.compare import compare_runs

@@ -31,27 +31,31 @@ class SampleFiles:
         return cls(figure=f"{sample}_visualization.png", heatmaps=f"{sample}_heatmaps.npz")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HeadResult:
     """One head's prediction and explanation facts for one sample (``samples[i].heads[<head>]``).
 
     ``attention`` maps a method name to its :func:`xai.attention.attention_summary`;
-    ``method_scores`` maps a method name to the score it explained (``"logit"`` or ``"probability"``).
+    ``method_scores`` maps a method name to the score it explained (``"logit"`` or ``"probability"``);
+    ``target`` the explained score (``kind`` class or contrast, ``contrast_class``); ``components`` per method the
+    H/D/Z shares (or why a method has none). With occlusion among the methods a ``reliance`` entry follows ``files``.
     """
 
     prediction: str
     confidence: float
     probabilities: dict[str, float]
     explained_class: str
+    target: dict[str, Any] | None = None
     true: str | None
     correct: bool | None
     score: str
     method_scores: dict[str, str]
     attention: dict[str, dict]
+    components: dict[str, dict] | None = None
     files: SampleFiles
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SampleResult:
     """One explained sample (``samples[i]``); ``true`` holds the true class name per head; ``activity`` the
     window's geomagnetic activity (:func:`geomag.activity_summary.activity_summary`: flag, K / Kp / Dst /
@@ -63,11 +67,12 @@ class SampleResult:
     event_time: str | None
     true: dict[str, str | None]
     heads: dict[str, HeadResult]
+    indicators: dict[str, Any] | None = None
     files: SampleFiles
     activity: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VisualizationResults:
     """The whole ``<run dir>/<model>/visualization_results.json`` document, in its key order.
 
@@ -83,6 +88,7 @@ class VisualizationResults:
     methods: list[str]
     heads: list[str]
     score: dict[str, str]
+    target: dict[str, Any] | None = None
     native_resolution: dict[str, list[int]]
     preprocessing: str | None
     data: dict[str, Any]
