@@ -193,9 +193,17 @@ def compute_spectrogram(
         event_time=event_time,
     )
     axes = SpectrogramAxes(
-        **{**axes.__dict__, "column_time_s": column_before,
-           "extra": {"missing_fraction": missing_fraction, "nperseg": config.nperseg, "hop": config.hop,
-                     "frequency_resolution_hz": float(freqs[1] - freqs[0]), "source": source}}
+        **{
+            **axes.__dict__,
+            "column_time_s": column_before,
+            "extra": {
+                "missing_fraction": missing_fraction,
+                "nperseg": config.nperseg,
+                "hop": config.hop,
+                "frequency_resolution_hz": float(freqs[1] - freqs[0]),
+                "source": source,
+            },
+        }
     )
     if config.layout == "channels":
         log_power = np.stack(log_panels, axis=-1).astype(np.float32)
