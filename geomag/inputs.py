@@ -146,22 +146,13 @@ class InputsSource:
         return LoadedSpectrogram(image=np.ascontiguousarray(image), axes=axes)
 
     def _load_raw(self, record: SampleRecord) -> LoadedSpectrogram:
-        from geomag.pipeline import spectrogram_from_file
+        from geomag.pipeline import load_raw_window
 
         if not record.event_time:
             raise InputDataError(
                 record.path, "a raw data file needs its event time: pass {'path': ..., 'event_time': ...}"
             )
-        result = spectrogram_from_file(
-            record.path,
-            record.event_time,
-            self.spectrogram,
-            max_interpolate_s=float(self.gaps.get("max_interpolate_s", 60)),
-            max_missing_fraction=float(self.gaps.get("max_missing_fraction", 0.2)),
-            detrend_kind=self.detrend,
-        )
-        spec = result.spectrogram
-        return LoadedSpectrogram(image=spec.image, axes=spec.axes, scalar=None, source=record.path)
+        return load_raw_window(record.path, record.event_time, self.spectrogram, self.gaps, self.detrend)
 
     def mask(self, record: SampleRecord) -> None:
         """Inputs given directly carry no ground-truth mask."""

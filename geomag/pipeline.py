@@ -92,3 +92,22 @@ def spectrogram_from_file(
         path, expected_interval_s=config.sampling_interval_s, time_range=needed_time_range(event_time, config)
     )
     return spectrogram_from_series(series, event_time, config, **options)
+
+
+def load_raw_window(path: str | PathLike, event_time: object, config: SpectrogramConfig, gaps: dict, detrend_kind: str):
+    """A raw 1-s file's pre-event window as a :class:`geomag.images.LoadedSpectrogram` (the data sources' raw path).
+
+    ``gaps``: ``max_interpolate_s`` (default 60) and ``max_missing_fraction`` (default 0.2).
+    """
+    from geomag.images import LoadedSpectrogram
+
+    result = spectrogram_from_file(
+        path,
+        event_time,
+        config,
+        max_interpolate_s=float(gaps.get("max_interpolate_s", 60)),
+        max_missing_fraction=float(gaps.get("max_missing_fraction", 0.2)),
+        detrend_kind=detrend_kind,
+    )
+    spec = result.spectrogram
+    return LoadedSpectrogram(image=spec.image, axes=spec.axes, scalar=None, source=path)

@@ -116,20 +116,11 @@ class CsvDataSource:
         return load_spectrogram_image(record.path, self.image_spec, event_time=record.event_time)
 
     def _load_raw(self, record: SampleRecord) -> LoadedSpectrogram:
-        from geomag.pipeline import spectrogram_from_file
+        from geomag.pipeline import load_raw_window
 
         if not record.event_time:
             raise InputDataError(self.metadata_csv, f"sample {record.name}: raw data file needs an 'event_time' column")
-        result = spectrogram_from_file(
-            record.path,
-            record.event_time,
-            self.spectrogram,
-            max_interpolate_s=float(self.gaps.get("max_interpolate_s", 60)),
-            max_missing_fraction=float(self.gaps.get("max_missing_fraction", 0.2)),
-            detrend_kind=self.detrend,
-        )
-        spec = result.spectrogram
-        return LoadedSpectrogram(image=spec.image, axes=spec.axes, scalar=None, source=record.path)
+        return load_raw_window(record.path, record.event_time, self.spectrogram, self.gaps, self.detrend)
 
     def mask(self, record: SampleRecord) -> np.ndarray | None:
         """Ground-truth precursor mask on the grid, when the data set has one (``mask_path`` column)."""

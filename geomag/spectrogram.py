@@ -192,19 +192,9 @@ def compute_spectrogram(
         window_s=config.window_s,
         event_time=event_time,
     )
-    axes = SpectrogramAxes(
-        **{
-            **axes.__dict__,
-            "column_time_s": column_before,
-            "extra": {
-                "missing_fraction": missing_fraction,
-                "nperseg": config.nperseg,
-                "hop": config.hop,
-                "frequency_resolution_hz": float(freqs[1] - freqs[0]),
-                "source": source,
-            },
-        }
-    )
+    extra = {"missing_fraction": missing_fraction, "nperseg": config.nperseg, "hop": config.hop}
+    extra.update(frequency_resolution_hz=float(freqs[1] - freqs[0]), source=source)
+    axes = SpectrogramAxes(**{**axes.__dict__, "column_time_s": column_before, "extra": extra})
     if config.layout == "channels":
         log_power = np.stack(log_panels, axis=-1).astype(np.float32)
         image = log_power
