@@ -15,6 +15,10 @@ METHOD_TITLES = {
     "tfkv_gradcam": "Grad-CAM (tf-keras-vis)",
 }
 
+# Methods whose maps are signed score drops (reliance), not non-negative attention: averaged and drawn as
+# they are (diverging colour scale around 0) instead of clipped and scaled to unit mass.
+SIGNED_METHODS = frozenset({"occlusion"})
+
 # The two softmax heads of the precursor classifiers, in their canonical order.
 HEADS = ("magnitude", "azimuth")
 

@@ -149,6 +149,17 @@ def _softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def test_called_like_any_explainer_with_a_contrast_class():
+    axes = _axes(rows=32, cols=32)
+    x = _grids(2, (32, 32, 3), seed=5)
+    model = tiny_two_head_model(seed=5)
+    direct = Occlusion(model, axes=axes)(x, "magnitude", [2, 1], contrast_indices=0)
+    by_option = Occlusion(model, axes=axes, contrast_class=0)(x, "magnitude", [2, 1])
+    plain = Occlusion(model, axes=axes)(x, "magnitude", [2, 1])
+    np.testing.assert_allclose(direct.maps, by_option.maps, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(direct.maps, plain.maps)  # the contrast changes the explained score
+
+
 def test_contrastive_target_against_its_formula():
     axes = _axes(rows=32, cols=32)
     model = tiny_two_head_model(seed=3)

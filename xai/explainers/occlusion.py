@@ -177,6 +177,7 @@ class Occlusion(Explainer):
 
     name = "occlusion"
     needs_features = False
+    supports_contrast = True
 
     def __init__(
         self,
@@ -204,11 +205,14 @@ class Occlusion(Explainer):
         return self.graph.score_kind[head]
 
     # ------------------------------------------------------------------ Explainer contract
-    def explain(self, inputs: np.ndarray, head: str, class_indices: np.ndarray | None) -> Explanation:
+    def explain(
+        self, inputs: np.ndarray, head: str, class_indices: np.ndarray | None, contrast_indices: Any = None
+    ) -> Explanation:
         """Reliance map ``(B, rows, cols)`` on the grid of ``self.axes`` for prepared model ``inputs``.
 
-        Regions are carried to the input resolution by nearest cell centre (and to BGR order for
-        ``imagenet_caffe`` channel grids); the reference is computed on the inputs themselves.
+        ``contrast_indices`` (class B per sample, or one index) explains ``score A - score B``;
+        ``None`` uses the ``contrast_class`` option. Regions are carried to the input resolution by
+        nearest cell centre (and to BGR order for ``imagenet_caffe`` channel grids); the reference is computed on the inputs themselves.
         """
         if self.axes is None:
             raise ConfigError(
@@ -219,7 +223,8 @@ class Occlusion(Explainer):
         flip = self.preprocessing == "imagenet_caffe" and self.axes.layout == "channels"
         same = x.shape[1:3] == self.axes.shape and not flip
         regions = grid_regions if same else grid_regions.resampled(x.shape[1:3], flip_channels=flip)
-        contrast = self._contrast(head, self.options.contrast_class, x.shape[0])
+        spec = self.options.contrast_class if contrast_indices is None else contrast_indices
+        contrast = self._contrast(head, spec, x.shape[0])
         request = _Request(x, grid_regions, regions, "none", {head: (classes, contrast)}, self.options.background)
         self.last_results = self._measure(request)
         return self.finish(self.last_results[head].reliance_map(self.options.map_score), head, classes)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.names import SIGNED_METHODS
 from models.training import confusion
 from xai.attention import BANDS, REST
 from xai.trust.intervals import DEFAULT_MIN_SAMPLES, N_NEEDED_METHOD
@@ -76,8 +77,19 @@ class ClassMeans:
             "figures": list(figures),
             "counts": self.counts,
             "grouping": "true class",
-            "normalisation": "each map scaled to unit mass before averaging",
+            "normalisation": "each map scaled to unit mass before averaging; "
+            + ", ".join(sorted(SIGNED_METHODS))
+            + ": mean signed score drop",
         }
+
+
+def _class_mean_terms(method: str, block: np.ndarray):
+    """``(row, map)`` pairs to average: signed drops as they are, attention clipped to unit mass (empty skipped)."""
+    if method in SIGNED_METHODS:
+        yield from ((i, block[i].astype(np.float64)) for i in range(len(block)))
+        return
+    mass = np.clip(block, 0, None).sum(axis=(1, 2))
+    yield from ((i, np.clip(block[i], 0, None) / mass[i]) for i in range(len(block)) if mass[i] > 0)
 
 
 def class_means(store: Any, journal: Sequence[Mapping], context: Any) -> ClassMeans:
@@ -92,11 +104,10 @@ def class_means(store: Any, journal: Sequence[Mapping], context: Any) -> ClassMe
             sums = {c: np.zeros(store.shape[1:], dtype=np.float64) for c in classes}
             n = dict.fromkeys(classes, 0)
             for start, block in store.chunks(method, head):
-                mass = np.clip(block, 0, None).sum(axis=(1, 2))
-                for i in range(len(block)):
+                for i, normalised in _class_mean_terms(method, block):
                     cls = truth[start + i]
-                    if cls in sums and mass[i] > 0:
-                        sums[cls] += np.clip(block[i], 0, None) / mass[i]
+                    if cls in sums:
+                        sums[cls] += normalised
                         n[cls] += 1
             means[method][head] = {c: (sums[c] / n[c]).astype(np.float32) for c in classes if n[c]}
             counts[method][head] = n
