@@ -162,3 +162,20 @@ def test_heatmap_store_refuses_a_mismatched_file_on_resume(tmp_path):
 
     with pytest.raises(InputDataError, match="shape"):
         HeatmapStore(tmp_path, [("gradcam", "magnitude")], 5, (8, 8), create=False)
+
+
+def test_dataset_run_with_occlusion_reports_reliance_agreement_beside_each_verdict(setup, tmp_path):
+    from xai.explainers.occlusion import Occlusion
+
+    source, bundle, explainers, records = setup
+    occlusion = Occlusion(bundle)
+    methods = {"gradcam": explainers["gradcam"], "occlusion": occlusion}
+    results = explain_dataset(
+        bundle, methods, source, records, tmp_path, _options(randomisation_samples=0, faithfulness_samples=0)
+    )
+    assert set(results["reliance"]) == {"occlusion"}
+    agreement = results["reliance"]["occlusion"]["magnitude"]["agreement"]["gradcam"]["spearman_rho"]
+    line = results["trust"]["verdicts"]["gradcam"]["magnitude"]["reliance"]
+    assert line["intervals"]["spearman"] == agreement and line["n"] == agreement["n"] == N
+    assert "reliance" not in results["trust"]["verdicts"]["occlusion"]["magnitude"]
+    assert "against what the prediction depends on" in (tmp_path / "report.md").read_text()

@@ -255,3 +255,31 @@ def test_budget_fills_unset_counts_and_explicit_counts_win():
         apply_budget({"budget": "huge", "budgets": budgets, "faithfulness_samples": None})
     with pytest.raises(ConfigError, match="task.faithfulness_samples"):
         apply_budget({"budget": None, "faithfulness_samples": None})
+
+
+def _reliance(mean: float, low: float, high: float, n: int = 12) -> dict:
+    rho = {"mean": mean, "low": low, "high": high, "n": n}
+    return {"occlusion": {"magnitude": {"agreement": {"gradcam": {"spearman_rho": rho}}}}}
+
+
+@pytest.mark.parametrize(
+    ("interval", "outcome", "words"),
+    [
+        ((0.5, 0.4, 0.6), "passes", "agrees with"),
+        ((0.1, 0.0, 0.2), "fails", "does not agree with"),
+        ((0.3, 0.1, 0.5), "inconclusive", "inconclusive against"),
+    ],
+)
+def test_reliance_agreement_is_a_line_beside_the_verdict(interval, outcome, words):
+    from xai.trust.report import check_lines
+
+    thresholds = {"mass_vs_area": 2.0}
+    entry = verdicts(_trust(), ["gradcam", "occlusion"], ["magnitude"], thresholds, reliance=_reliance(*interval))
+    verdict = entry["gradcam"]["magnitude"]
+    assert verdict["reliance"]["outcome"] == outcome and verdict["reliance"]["against"] == "occlusion"
+    assert verdict["verdict"] == "passes every check"  # the agreement does not enter the verdict
+    assert "reliance" not in entry["occlusion"]["magnitude"]  # occlusion is not compared with itself
+    lines = check_lines(verdict, "Grad-CAM")
+    assert len(lines) == 2 and f"**{words}** occlusion's reliance" in lines[1] and "needs > 0.3" in lines[1]
+    without = verdicts(_trust(), ["gradcam"], ["magnitude"], thresholds)["gradcam"]["magnitude"]
+    assert "reliance" not in without and len(check_lines(without, "Grad-CAM")) == 1

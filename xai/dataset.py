@@ -552,13 +552,14 @@ def write_results(run: _Run, journal: Sequence[dict], randomisation: Mapping, ru
     atomic_savez(folder / trust.CLASS_MEANS_FILE, **means.arrays(), **run.context.axes.to_npz_arrays())
     figures = _draw_class_means(run, means)
     cost = run_fields.get("check_seconds")
-    results = trust.aggregate_run(journal, run.context, options, randomisation, means.summary(figures), cost)
+    ci = (options.confidence, options.bootstrap_resamples)
+    reliance = aggregate_reliance(journal, run.context.heads, *ci)
+    results = trust.aggregate_run(journal, run.context, options, randomisation, means.summary(figures), cost, reliance)
     results["run"] = dict(run_fields)
     results["confidence"] = float(options.confidence)
     results.update({k: v for k, v in run.info.describe.items() if k not in results})
     results["confound"] = run_confound(journal, run.context, options)
-    ci = (options.confidence, options.bootstrap_resamples)
-    results["reliance"] = aggregate_reliance(journal, run.context.heads, *ci)
+    results["reliance"] = reliance
     classes = {head: run.context.bundle.classes(head) for head in run.context.heads}
     results["indicators"] = indicator_correlations(journal, classes, *ci, seed=options.seed)
     atomic_write_json(folder / DATASET_FILE, results)

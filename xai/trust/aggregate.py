@@ -121,10 +121,12 @@ def aggregate_run(
     randomisation: Mapping,
     class_means_summary: Mapping,
     cost: Mapping | None = None,
+    reliance: Mapping | None = None,
 ) -> dict:
     """Summaries of a finished data-set run (``context``: an :class:`xai.pipeline.ExplainContext`;
     ``options``: the run's :class:`xai.dataset.DatasetOptions`; ``cost``: seconds per check measured
-    in this process, ``{check: {'seconds', 'samples', 'by_method'}}``)."""
+    in this process, ``{check: {'seconds', 'samples', 'by_method'}}``; ``reliance``: the run's
+    occlusion summary, :func:`xai.reliance.summary.aggregate_reliance`)."""
     bundle, methods, heads = context.bundle, context.methods, list(context.heads)
     thresholds = {**DEFAULT_THRESHOLDS, **dict(options.thresholds or {})}
     results: dict = {
@@ -160,7 +162,7 @@ def aggregate_run(
         "paired": method_pairs(per_sample, methods, heads, options),
         "per_sample": per_sample,
     }
-    results["trust"]["verdicts"] = verdicts(results["trust"], methods, heads, thresholds, min_samples)
+    results["trust"]["verdicts"] = verdicts(results["trust"], methods, heads, thresholds, min_samples, reliance)
     return results
 
 

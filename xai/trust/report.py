@@ -91,7 +91,21 @@ def check_lines(verdict: Mapping, title: str) -> list[str]:
             text += f"; ≈ {needed} samples would likely decide it" if needed else ""
         parts.append(text + ")")
     parts += [f"{name} not run ({reason})" for name, reason in (verdict.get("not_run") or {}).items()]
-    return [f"- {title}: " + "; ".join(parts)]
+    lines = [f"- {title}: " + "; ".join(parts)]
+    agreement = verdict.get("reliance")
+    if agreement:
+        lines.append(f"  - {title} against what the prediction depends on: {_agreement_text(agreement)}")
+    return lines
+
+
+def _agreement_text(check: Mapping) -> str:
+    """``agrees with occlusion's reliance``, ``does not agree ...`` or ``inconclusive`` with the interval."""
+    outcome = check.get("outcome")
+    words = {"passes": "agrees with", "fails": "does not agree with"}.get(outcome, "inconclusive against")
+    text = f"**{words}** {check.get('against', 'occlusion')}'s reliance ({check['detail']}"
+    if outcome == "inconclusive" and check.get("n_needed"):
+        text += f"; ≈ {check['n_needed']} samples would likely decide it"
+    return text + ")"
 
 
 _PAIRED_TITLES = {

@@ -14,6 +14,11 @@ Checks (thresholds in ``conf/task/dataset.yaml``, ``thresholds``):
 * **random logit** (Adebayo et al. 2018; Sixt et al. 2020): the map of other classes differs: the interval
   of the mean ρ (per sample, averaged over its other classes) lies below ``max_random_logit_spearman``.
 
+Beside the verdict, when occlusion ran, **reliance agreement** (Samek et al. 2017; Buck et al. 2026): the
+interval of the mean Spearman ρ between the method's attention and occlusion's reliance over the regions
+lies above ``min_reliance_spearman`` (0.3). It is reported on its own line and does not enter the verdict:
+a map may be faithful to the gradient and still point elsewhere than what the prediction depends on.
+
 A check *passes* when its whole interval clears the threshold, *fails* when the whole interval lies on
 the wrong side, and is *inconclusive* otherwise, with the samples that would likely decide it; a check
 on fewer than ``min_samples`` samples is never decided. The verdict names the checks that ran, those
@@ -26,7 +31,12 @@ from collections.abc import Mapping, Sequence
 
 from xai.trust.intervals import DEFAULT_MIN_SAMPLES, Rule, combine, decide
 
-DEFAULT_THRESHOLDS = {"mass_vs_area": 2.0, "max_randomised_spearman": 0.5, "max_random_logit_spearman": 0.5}
+DEFAULT_THRESHOLDS = {
+    "mass_vs_area": 2.0,
+    "max_randomised_spearman": 0.5,
+    "max_random_logit_spearman": 0.5,
+    "min_reliance_spearman": 0.3,
+}
 CHECKS = ("localisation", "faithfulness", "randomisation", "random_logit")
 
 
@@ -92,6 +102,22 @@ def _spearman_check(ci: Mapping | None, limit: float, min_samples: int, what: st
         decision = decide(ci, Rule(limit, "below", min_samples))
         bound = f"< {limit:g}"
     return _check(decision, f"{what}: {_ci_text(ci)} (needs {bound})", {"spearman": ci})
+
+
+def reliance_check(reliance: Mapping | None, method: str, head: str, limit: float, min_samples: int) -> dict | None:
+    """The reliance-agreement check of ``method``'s attention against the first occlusion-style method's
+    reliance on ``head`` (``reliance``: ``dataset_results.json``'s ``reliance``); ``None`` when not measured."""
+    for occluder, per_head in (reliance or {}).items():
+        item = ((per_head.get(head) or {}).get("agreement") or {}).get(method)
+        if occluder == method or not item:
+            continue
+        ci = item.get("spearman_rho") or {}
+        if ci.get("mean") is None:
+            return None
+        decision = decide(ci, Rule(limit, "above", min_samples))
+        detail = f"Spearman of attention with {occluder} reliance over regions: {_ci_text(ci)} (needs > {limit:g})"
+        return {**_check(decision, detail, {"spearman": ci}), "against": occluder}
+    return None
 
 
 def _measured_checks(trust: Mapping, method: str, head: str, thresholds: Mapping, min_samples: int):
@@ -163,8 +189,10 @@ def verdicts(
     heads: Sequence[str],
     thresholds: Mapping,
     min_samples: int = DEFAULT_MIN_SAMPLES,
+    reliance: Mapping | None = None,
 ) -> dict:
-    """Per method and head: ``{'verdict', 'outcome', 'checks': {name: decided check}, 'ran', 'not_run'}``."""
+    """Per method and head: ``{'verdict', 'outcome', 'checks': {name: decided check}, 'ran', 'not_run'}``
+    and, when occlusion ran (``reliance``), ``'reliance'``: the reliance-agreement check beside the verdict."""
     thresholds = {**DEFAULT_THRESHOLDS, **dict(thresholds)}
     out: dict = {}
     for method in methods:
@@ -179,4 +207,7 @@ def verdicts(
                 "ran": [n for n in CHECKS if n in checks],
                 "not_run": not_run,
             }
+            agreement = reliance_check(reliance, method, head, thresholds["min_reliance_spearman"], min_samples)
+            if agreement is not None:
+                out[method][head]["reliance"] = agreement
     return out
