@@ -74,7 +74,7 @@ def test_stages_from_the_yaml():
     assert _stages(efficientnet, (224, 224)) == [Stage((112, 112), 9, 2e-3, 16), Stage((224, 224), 2, 5e-4, 16)]
     # a stage at the final size is the last stage; a stage may set its own batch size
     own = {**vgg, "stages": [{"size": 32, "epochs": 3, "batch_size": 64}, {"size": 112, "epochs": 1}]}
-    assert _stages(own, (112, 112)) == [Stage((32, 32), 3, 1e-4, 64), Stage((112, 112), 1, 1e-4, 16)]
+    assert _stages(own, (112, 112)) == [Stage((32, 32), 3, 1.5e-4, 64), Stage((112, 112), 1, 1.5e-4, 16)]
     with pytest.raises(ConfigError, match=r"model.training.stages\[0\].epochs"):
         _stages({**vgg, "stages": [{"size": 32}]}, (112, 112))
 
