@@ -71,6 +71,7 @@ __all__ = [
     "JOURNAL",
     "DatasetFigures",
     "DatasetOptions",
+    "DatasetRun",
     "RunInfo",
     "explain_dataset",
     "peak_rss_mb",
@@ -194,7 +195,7 @@ class DatasetFigures:
 
 
 @dataclass
-class _Run:
+class DatasetRun:
     """The fixed parts of one data-set run."""
 
     context: ExplainContext
@@ -288,7 +289,7 @@ def _open(
     image_shape: Sequence[int],
     info: RunInfo,
     figures: DatasetFigures,
-) -> _Run:
+) -> DatasetRun:
     """Index, heatmap files and journal of a new run, or those of the matching interrupted run in ``folder``."""
     grid_shape = tuple(int(v) for v in image_shape[:2])
     methods, heads = context.methods, list(context.heads)
@@ -302,11 +303,11 @@ def _open(
         (folder / JOURNAL).write_text("")
     else:
         log.info("resuming: %d of %d samples already done in %s", done, len(records), folder)
-    return _Run(context, options, folder, store, info, figures, tuple(int(v) for v in image_shape), done)
+    return DatasetRun(context, options, folder, store, info, figures, tuple(int(v) for v in image_shape), done)
 
 
 # --------------------------------------------------------------------------- one batch
-def _explain_rows(run: _Run, source: Any, rows: Sequence[SampleRecord], begin: int) -> None:
+def _explain_rows(run: DatasetRun, source: Any, rows: Sequence[SampleRecord], begin: int) -> None:
     """Explain one batch, store its maps, draw the chosen figures and append its journal lines."""
     (batch,) = load_grids(source, rows, expected_shape=run.image_shape)
     masks = _masks(source, rows, batch.grid_shape) if run.options.localisation else None
@@ -334,7 +335,7 @@ class _References:
     random_localisation: dict[str, np.ndarray] | None = None
 
 
-def _references(run: _Run, result: BatchExplanation, masks: np.ndarray | None, begin: int) -> _References:
+def _references(run: DatasetRun, result: BatchExplanation, masks: np.ndarray | None, begin: int) -> _References:
     grids, heads, seed = result.batch.grids, run.context.heads, int(run.options.seed)
     n = len(grids)
     ref = _References(np.flatnonzero(np.arange(begin, begin + n) < run.options.faithfulness_samples), masks=masks)
@@ -361,7 +362,7 @@ def _references(run: _Run, result: BatchExplanation, masks: np.ndarray | None, b
     return ref
 
 
-def _journal_entries(run: _Run, result: BatchExplanation, masks: np.ndarray | None, begin: int) -> list[dict]:
+def _journal_entries(run: DatasetRun, result: BatchExplanation, masks: np.ndarray | None, begin: int) -> list[dict]:
     """One journal line per sample; every method's maps go to the heatmap store on the way."""
     records = result.batch.records
     entries = [
@@ -405,7 +406,7 @@ def _head_entry(result: BatchExplanation, head: str, i: int, ref: _References) -
 
 
 def _measure(
-    run: _Run, result: BatchExplanation, key: tuple[str, str], head_entries: list[dict], ref: _References
+    run: DatasetRun, result: BatchExplanation, key: tuple[str, str], head_entries: list[dict], ref: _References
 ) -> None:
     """Band shares, localisation and deletion/insertion AUCs of one (head, method)'s maps."""
     head, method = key
@@ -484,7 +485,7 @@ def _figure_rows(figures: Any, batch: Sequence[SampleRecord], begin: int) -> lis
     return [i for i in range(len(batch)) if begin + i < int(figures or 0)]
 
 
-def _render_figures(run: _Run, result: BatchExplanation, rows: Sequence[int], entries: Sequence[dict]) -> None:
+def _render_figures(run: DatasetRun, result: BatchExplanation, rows: Sequence[int], entries: Sequence[dict]) -> None:
     """Per-sample figures for a selection (``task.figures``), of the maps as stored (float16)."""
     folder = run.folder / "figures"
     folder.mkdir(parents=True, exist_ok=True)
@@ -517,7 +518,7 @@ def _render_figures(run: _Run, result: BatchExplanation, rows: Sequence[int], en
 
 # --------------------------------------------------------------------------- the end of a run
 def _finish(
-    run: _Run, source: Any, records: Sequence[SampleRecord], elapsed: float, rss_trace: list[list[float]]
+    run: DatasetRun, source: Any, records: Sequence[SampleRecord], elapsed: float, rss_trace: list[list[float]]
 ) -> dict:
     """Randomisation tests, class means and the aggregation; writes ``dataset_results.json`` + ``report.md``."""
     folder, options = run.folder, run.options
@@ -544,7 +545,7 @@ def _finish(
     return write_results(run, journal, randomisation, run_fields)
 
 
-def write_results(run: _Run, journal: Sequence[dict], randomisation: Mapping, run_fields: Mapping) -> dict:
+def write_results(run: DatasetRun, journal: Sequence[dict], randomisation: Mapping, run_fields: Mapping) -> dict:
     """Class means and the aggregation of a finished journal into ``dataset_results.json`` + ``report.md``
     (also the last step of merging shards, :mod:`xai.merge`)."""
     folder, options = run.folder, run.options
@@ -569,7 +570,7 @@ def write_results(run: _Run, journal: Sequence[dict], randomisation: Mapping, ru
     return results
 
 
-def _draw_class_means(run: _Run, means: trust.ClassMeans) -> list[str]:
+def _draw_class_means(run: DatasetRun, means: trust.ClassMeans) -> list[str]:
     """One class-mean figure per method (when the caller handed in a painter); their file names."""
     if run.figures.class_means is None:
         return []
@@ -588,6 +589,6 @@ def _draw_class_means(run: _Run, means: trust.ClassMeans) -> list[str]:
     return names
 
 
-def _randomisation(run: _Run, source: Any, records: Sequence[SampleRecord]) -> dict:
+def _randomisation(run: DatasetRun, source: Any, records: Sequence[SampleRecord]) -> dict:
     """The randomisation tests of ``records`` without their cost (:mod:`xai.trust.randomisation`)."""
     return randomisation_tests(run.context, source, records, run.options)[0]

@@ -26,7 +26,7 @@ from core.io import atomic_write_json, atomic_write_text
 from core.names import STATUS_FILE
 from geomag.axes import SpectrogramAxes
 from geomag.dataset import ClassMappings
-from xai.dataset import INDEX, JOURNAL, DatasetFigures, DatasetOptions, RunInfo, _Run, write_results
+from xai.dataset import INDEX, JOURNAL, DatasetFigures, DatasetOptions, DatasetRun, RunInfo, write_results
 from xai.heatmap_store import HeatmapStore
 from xai.pipeline import ExplainContext
 from xai.runtime import staged_folder
@@ -196,7 +196,7 @@ def _merge_model(request: MergeRequest, final: Path, shards: Sequence[tuple[Path
     return final
 
 
-def _merged_run(folder: Path, manifest: Mapping, figures: DatasetFigures) -> _Run:
+def _merged_run(folder: Path, manifest: Mapping, figures: DatasetFigures) -> DatasetRun:
     """The run object :func:`xai.dataset.write_results` aggregates, rebuilt from a shard's manifest."""
     facts = manifest["model_facts"]
     bundle = _ModelFacts(
@@ -214,10 +214,10 @@ def _merged_run(folder: Path, manifest: Mapping, figures: DatasetFigures) -> _Ru
     keys = [(m, h) for m in index["methods"] for h in index["heads"]]
     store = HeatmapStore(folder / "heatmaps", keys, len(index["samples"]), index["grid_shape"], dtype=index["dtype"])
     info = RunInfo(describe=manifest.get("describe") or {})
-    return _Run(context, options, folder, store, info, figures, tuple(index["grid_shape"]), 0)
+    return DatasetRun(context, options, folder, store, info, figures, tuple(index["grid_shape"]), 0)
 
 
-def _merge_rows(run: _Run, index: Mapping, shards: Sequence[tuple[Path, dict]]) -> list[dict]:
+def _merge_rows(run: DatasetRun, index: Mapping, shards: Sequence[tuple[Path, dict]]) -> list[dict]:
     """Heatmap rows at their global rows and the journal lines in data-set order; returns the journal."""
     names = index["samples"]
     lines: list[tuple[int, bytes, dict]] = []
