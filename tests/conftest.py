@@ -64,6 +64,27 @@ def tiny_demo_run(tmp_path_factory, tiny_cache):
 HEADS = (("magnitude", 4), ("azimuth", 5))
 
 
+def grid_axes(
+    n_rows: int,
+    n_cols: int | None = None,
+    layout: str = "channels",
+    frange: tuple[float, float] = (0.0005, 0.1),
+    window_h: float = 6.0,
+):
+    """Axes of a regular H/D/Z grid on a log frequency scale (the demo's band and window by default)."""
+    from geomag.axes import SpectrogramAxes
+
+    return SpectrogramAxes.regular(
+        layout=layout,
+        components=("H", "D", "Z"),
+        n_rows=n_rows,
+        n_cols=n_rows if n_cols is None else n_cols,
+        frequency_range_hz=frange,
+        frequency_scale="log",
+        window_s=window_h * 3600.0,
+    )
+
+
 def tiny_two_head_model(
     seed: int = 0, size: int = 32, zero_features: bool = False, n_magnitude: int = 4, n_azimuth: int = 5
 ):
@@ -120,20 +141,11 @@ def make_model_folder(
     """
     from core.io import atomic_savez, atomic_write_json
     from core.names import RESULTS_FILE
-    from geomag.axes import SpectrogramAxes
     from xai.attention import attention_summary
     from xai.results_schema import HeadResult, SampleFiles, SampleResult, VisualizationResults
 
     folder = run_dir / model
-    axes = SpectrogramAxes.regular(
-        layout=layout,
-        components=("H", "D", "Z"),
-        n_rows=n,
-        n_cols=n,
-        frequency_range_hz=frange,
-        frequency_scale="log",
-        window_s=6 * HOUR,
-    )
+    axes = grid_axes(n, layout=layout, frange=frange)
     order = class_order or MAGNITUDE_CLASSES
     rng = np.random.default_rng(zlib.crc32(model.encode()))
     entries = []

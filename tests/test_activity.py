@@ -32,6 +32,7 @@ from geomag.indices import IndexRequest, load_index_table, parse_kp, record_indi
 from geomag.sources import CsvDataSource
 from geomag.spectrogram import SpectrogramConfig
 from geomag.timeseries import GeomagSeries
+from tests.conftest import grid_axes
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = np.datetime64("2024-03-01T00:00:00", "ms")
@@ -305,15 +306,7 @@ def test_metadata_columns_kp_dst_and_index_csv(tmp_path):
 
 # ------------------------------------------------------------------ the proxy for image/array inputs
 def _axes(layout: str = "channels") -> SpectrogramAxes:
-    return SpectrogramAxes.regular(
-        layout=layout,
-        components=("H", "D", "Z"),
-        n_rows=48,
-        n_cols=32,
-        frequency_range_hz=(0.0005, 0.1),
-        frequency_scale="log",
-        window_s=21600.0,
-    )
+    return grid_axes(48, 32, layout=layout)
 
 
 def test_grid_proxy_flags_a_broadband_enhancement_against_the_data_set():

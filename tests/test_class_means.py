@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 from matplotlib.collections import QuadMesh
 
-from geomag.axes import SpectrogramAxes
+from tests.conftest import grid_axes
 from xai.render import render_class_means
 from xai.render.reliance import RELIANCE_CMAP
 from xai.trust.aggregate import class_means
@@ -60,15 +60,7 @@ def _meshes(fig) -> list:
 
 
 def test_occlusion_figure_uses_a_symmetric_diverging_scale(tmp_path, monkeypatch):
-    axes = SpectrogramAxes.regular(
-        layout="channels",
-        components=("H", "D", "Z"),
-        n_rows=2,
-        n_cols=2,
-        frequency_range_hz=(0.001, 0.1),
-        frequency_scale="log",
-        window_s=3600.0,
-    )
+    axes = grid_axes(2, frange=(0.001, 0.1), window_h=1.0)
     drawn = {}
     import xai.render.class_means as module
 

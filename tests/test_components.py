@@ -10,6 +10,7 @@ from geomag.axes import SpectrogramAxes
 from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
 from models.loading import bundle_from_model
+from tests.conftest import grid_axes
 from xai.components import CAM_REASON, component_entry, component_shares, grid_channel_maps
 from xai.explainers.base import Explanation
 from xai.explainers.gradcam import GradCAM
@@ -43,15 +44,7 @@ def demo(tmp_path_factory):
 
 
 def _axes(layout: str, n_rows: int = 12, n_cols: int = 4) -> SpectrogramAxes:
-    return SpectrogramAxes.regular(
-        layout=layout,
-        components=("H", "D", "Z"),
-        n_rows=n_rows,
-        n_cols=n_cols,
-        frequency_range_hz=(0.0005, 0.1),
-        frequency_scale="log",
-        window_s=6 * 3600.0,
-    )
+    return grid_axes(n_rows, n_cols, layout=layout)
 
 
 def test_saliency_shares_of_a_model_reading_only_h(demo):

@@ -13,7 +13,7 @@ from keras import ops
 
 from core.errors import ConfigError, InputDataError
 from geomag.axes import SpectrogramAxes
-from tests.conftest import tiny_two_head_model
+from tests.conftest import grid_axes, tiny_two_head_model
 from xai.explainers import build_explainers
 from xai.explainers.occlusion import Occlusion
 from xai.reliance.references import NoisyLinearImputer, median_reference
@@ -25,15 +25,7 @@ BAND, SEGMENT = "1-3.3 mHz", "2-3 h"
 
 
 def _axes(layout: str = "channels", rows: int = 24, cols: int = 24) -> SpectrogramAxes:
-    return SpectrogramAxes.regular(
-        layout=layout,
-        components=("H", "D", "Z"),
-        n_rows=rows,
-        n_cols=cols,
-        frequency_range_hz=(0.0005, 0.1),
-        frequency_scale="log",
-        window_s=6 * HOUR,
-    )
+    return grid_axes(rows, cols, layout=layout)
 
 
 def _block(axes: SpectrogramAxes, band: str, segment: str, component: str | None = None) -> tuple[slice, slice]:

@@ -7,6 +7,7 @@ import pytest
 
 from core.errors import ConfigError, InputDataError
 from geomag.axes import SpectrogramAxes
+from tests.conftest import grid_axes
 from xai.attention import band_shares
 from xai.similarity import (
     common_axes_for,
@@ -20,15 +21,7 @@ HOUR = 3600.0
 
 
 def _axes(n: int, layout: str = "channels", frange=(0.0005, 0.1), window_h: float = 6.0) -> SpectrogramAxes:
-    return SpectrogramAxes.regular(
-        layout=layout,
-        components=("H", "D", "Z"),
-        n_rows=n,
-        n_cols=n,
-        frequency_range_hz=frange,
-        frequency_scale="log",
-        window_s=window_h * HOUR,
-    )
+    return grid_axes(n, layout=layout, frange=frange, window_h=window_h)
 
 
 def _box(
