@@ -118,6 +118,24 @@ AZIMUTH_CLASSES = ["N", "E", "S", "W"]
 BAND_OF_MODEL = {"vgg16": (1e-3, 1e-2), "efficientnet": (1e-3, 1e-2), "convnext": (2.2e-2, 0.1)}
 
 
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    """``(source, bundle, explainers, records)``: 24 demo windows on a 32x32 grid, a tiny untrained
+    two-head model, Grad-CAM + Saliency, and the first 10 records (data-set mode and shard tests)."""
+    from geomag.sources import DemoDataSource
+    from geomag.spectrogram import SpectrogramConfig
+    from models.loading import bundle_from_model
+    from xai.explainers.gradcam import GradCAM
+    from xai.explainers.saliency import Saliency
+
+    source = DemoDataSource(tmp_path_factory.mktemp("cache"), {"n_samples": 24}, SpectrogramConfig(grid=(32, 32)))
+    mappings = source.class_mappings
+    model = tiny_model(len(mappings.magnitude_classes), len(mappings.azimuth_classes))
+    bundle = bundle_from_model(model, mappings, name="tiny", target_layer="feat")
+    explainers = {"gradcam": GradCAM(bundle), "saliency": Saliency(bundle)}
+    return source, bundle, explainers, source.records()[:10]
+
+
 def make_model_folder(
     run_dir: Path,
     model: str,

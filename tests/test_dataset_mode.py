@@ -7,13 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
-from models.loading import bundle_from_model
-from tests.conftest import tiny_model
 from xai.dataset import JOURNAL, DatasetFigures, DatasetOptions, explain_dataset, read_journal
-from xai.explainers.gradcam import GradCAM
-from xai.explainers.saliency import Saliency
 from xai.heatmap_store import HeatmapStore
 
 SPEC = SpectrogramConfig(grid=(32, 32))
@@ -21,14 +16,9 @@ N = 10
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    source = DemoDataSource(tmp_path_factory.mktemp("cache"), {"n_samples": 24}, SPEC)
-    mappings = source.class_mappings
-    model = tiny_model(len(mappings.magnitude_classes), len(mappings.azimuth_classes))
-    bundle = bundle_from_model(model, mappings, name="tiny", target_layer="feat")
-    explainers = {"gradcam": GradCAM(bundle), "saliency": Saliency(bundle)}
-    records = source.records()[:N]
-    return source, bundle, explainers, records
+def setup(tiny_dataset):
+    """The shared tiny data set (tests/conftest.py): source, bundle, explainers, the first N records."""
+    return tiny_dataset
 
 
 def _options(**kw) -> DatasetOptions:

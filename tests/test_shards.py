@@ -10,13 +10,8 @@ import pytest
 
 from core.errors import ConfigError, InputDataError
 from core.names import DATASET_FILE, STATUS_FILE
-from geomag.sources import DemoDataSource
 from geomag.spectrogram import SpectrogramConfig
-from models.loading import bundle_from_model
-from tests.conftest import tiny_model
 from xai.dataset import JOURNAL, DatasetFigures, DatasetOptions, explain_dataset
-from xai.explainers.gradcam import GradCAM
-from xai.explainers.saliency import Saliency
 from xai.merge import MergeRequest, merge_shards
 from xai.shards import SHARD_FILE, ShardJob, ShardSpec, assign_batches, run_shard, shard_spec
 
@@ -32,13 +27,9 @@ FIGURES = DatasetFigures(sample=_painter, class_means=_painter)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    source = DemoDataSource(tmp_path_factory.mktemp("cache"), {"n_samples": 24}, SPEC)
-    mappings = source.class_mappings
-    model = tiny_model(len(mappings.magnitude_classes), len(mappings.azimuth_classes))
-    bundle = bundle_from_model(model, mappings, name="tiny", target_layer="feat")
-    explainers = {"gradcam": GradCAM(bundle), "saliency": Saliency(bundle)}
-    return source, bundle, explainers, source.records()[:N]
+def setup(tiny_dataset):
+    """The shared tiny data set (tests/conftest.py): source, bundle, explainers, the first N records."""
+    return tiny_dataset
 
 
 def _options(**kw) -> DatasetOptions:
