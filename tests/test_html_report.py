@@ -390,6 +390,18 @@ def test_dataset_page_lists_every_sample_and_thumbnails_only_the_figures(tmp_pat
     assert_links_resolve(page)
 
 
+def test_dataset_page_shows_the_reliance_agreement_beside_a_verdict(tmp_path):
+    folder = synthetic_dataset(tmp_path / "efficientnet", n_samples=6, n_figures=0)
+    results = json.loads((folder / "dataset_results.json").read_text())
+    detail = "Spearman of attention with occlusion reliance over regions: 0.09 [0.04, 0.16] (needs > 0.3)"
+    verdict = results["trust"]["verdicts"]["gradcam"]["magnitude"]
+    verdict["reliance"] = {"outcome": "fails", "passed": False, "detail": detail, "against": "occlusion"}
+    (folder / "dataset_results.json").write_text(json.dumps(results))
+    html = write_dataset_page(folder).read_text()
+    items = re.findall(r'<li class="reliance-agreement">(.*?)</li>', html, flags=re.S)
+    assert len(items) == 1 and "Occlusion" in items[0] and str(markupsafe_escape(detail)) in items[0]
+
+
 def test_comparison_page_marks_agreement_and_links_the_models_files(tmp_path):
     sweep = tmp_path / "sweep"
     out = comparison_folder(sweep)
