@@ -212,7 +212,8 @@ class Occlusion(Explainer):
 
         ``contrast_indices`` (class B per sample, or one index) explains ``score A - score B``;
         ``None`` uses the ``contrast_class`` option. Regions are carried to the input resolution by
-        nearest cell centre (and to BGR order for ``imagenet_caffe`` channel grids); the reference is computed on the inputs themselves.
+        nearest cell centre (and to BGR order for ``imagenet_caffe`` channel grids); the reference is
+        computed on the inputs themselves.
         """
         if self.axes is None:
             raise ConfigError(
