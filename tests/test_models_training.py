@@ -119,7 +119,7 @@ def test_train_model_runs_stages_and_writes_outputs(tmp_path):
     ]  # fmt: skip
     evaluation = json.loads((tmp_path / "evaluation.json").read_text())
     assert list(evaluation) == ["splits", "train_seconds", "epochs_run", "stages", "heads"]
-    assert evaluation["stages"] == [[[32, 32], 1, 1e-4, 8], [[48, 48], 1, 1e-4, 8]]  # training-wide rate
+    assert evaluation["stages"] == [[[32, 32], 1, 1.5e-4, 8], [[48, 48], 1, 1.5e-4, 8]]  # training-wide rate
     assert evaluation["epochs_run"] == 2 == len(result.history["loss"])
     assert sum(evaluation["splits"].values()) == 24
     assert list(evaluation["heads"]) == ["magnitude", "azimuth"]
