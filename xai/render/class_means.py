@@ -12,15 +12,15 @@ from core.names import SIGNED_METHODS
 from geomag.axes import SpectrogramAxes
 from xai.render.labels import method_title
 from xai.render.panels import SpectrogramOptions, plot_spectrogram
-from xai.render.reliance import RELIANCE_CMAP
+from xai.render.reliance import RELIANCE_CMAP, reliance_norm
 from xai.render.style import SCREEN_DPI, naming, release, save_atomic, screen_style
 
 
 def _colour_range(means: Mapping[str, np.ndarray], signed: bool) -> tuple[str, float, float]:
     """Colour map and limits shared by a head's panels: [0, max] for attention, [-m, m] diverging for drops."""
     if signed:
-        largest = max(float(np.max(np.abs(v))) for v in means.values()) or 1.0
-        return RELIANCE_CMAP, -largest, largest
+        norm = reliance_norm(np.stack(list(means.values())))
+        return RELIANCE_CMAP, norm.vmin, norm.vmax
     return "inferno", 0.0, max(float(np.max(v)) for v in means.values()) or 1.0
 
 
