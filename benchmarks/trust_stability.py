@@ -9,6 +9,9 @@ prints, per model, method, head and claim, the value of every seed and its min�
 decided outcome (passes / fails / inconclusive) is the same on every seed. A claim goes into the README
 only if it holds on all seeds. ``--out`` writes the rows as JSON.
 
+Seeds may run as separate processes (``--seeds 1 --out a.json`` ...) and be merged with
+``--combine a.json b.json c.json`` (same table as one run over all seeds).
+
 Claims: relevance mass and its multiple of the mask's area share, deletion / insertion AUC, ρ after
 randomising the model, ρ with another class's map, each check's outcome, the verdict, and the paired
 method differences (:mod:`xai.trust.paired`).
@@ -114,6 +117,33 @@ def markdown(model: str, rows: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def claims_from_rows(rows: Sequence[dict]) -> dict[int, dict[str, dict]]:
+    """Per-seed claims back from written rows (the inverse of :func:`stability_rows`)."""
+    per_seed: dict[int, dict[str, dict]] = {}
+    for row in rows:
+        for seed, value, outcome in zip(row["seeds"], row["values"], row["outcomes"]):
+            per_seed.setdefault(int(seed), {})[row["claim"]] = {"value": value, "outcome": outcome}
+    return per_seed
+
+
+def combine(paths: Sequence[Path]) -> dict:
+    """One payload from several ``--out`` files (seeds run as separate processes), seeds in file order."""
+    payload: dict = {"settings": {"combined": [str(p) for p in paths]}}
+    for path in paths:
+        for model, part in json.loads(path.read_text()).items():
+            if model == "settings":
+                continue
+            entry = payload.setdefault(model, {"per_seed": {}, "missing_seeds": [], "runs": {}})
+            entry["per_seed"].update(claims_from_rows(part["rows"]))
+            entry["missing_seeds"] += part["missing_seeds"]
+            entry["runs"].update(part["runs"])
+    for model, entry in list(payload.items()):
+        if model != "settings":
+            per_seed = entry.pop("per_seed")
+            entry["rows"] = stability_rows(per_seed) if per_seed else []
+    return payload
+
+
 def run_seed(bundle: Any, explainers: Mapping, source: Any, records: Sequence, options: Any) -> dict:
     """The data-set results of one model on ``records`` (into a temporary folder)."""
     from xai.dataset import explain_dataset
@@ -197,8 +227,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--budget", default="quick", help="task.budgets entry: quick | standard | thorough")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides, e.g. task.faithfulness_samples=8")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON")
+    parser.add_argument("--combine", type=Path, nargs="+", default=None, help="merge earlier --out files instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.combine:
+        payload = combine(args.combine)
+        for model, entry in payload.items():
+            if model != "settings" and entry["rows"]:
+                print(markdown(f"{model} (seeds {', '.join(map(str, entry['rows'][0]['seeds']))})", entry["rows"]))
+        if args.out is not None:
+            from core.io import atomic_write_text
+
+            atomic_write_text(args.out, json.dumps(payload, indent=1, default=str))
+        return payload
 
     from core.quiet import start_tensorflow
 

@@ -75,3 +75,24 @@ def test_cached_model_dir_never_trains(tmp_path):
 
     assert cached_model_dir(cfg, Source()) is None
     assert not (tmp_path / "models").exists()
+
+
+def test_seeds_run_apart_combine_to_the_table_of_one_run(tmp_path):
+    import json
+
+    from benchmarks.trust_stability import combine
+
+    per_seed = {
+        42: {"a": {"value": 0.3, "outcome": "passes"}, "b": {"value": 0.1, "outcome": None}},
+        1: {"a": {"value": 0.2, "outcome": "inconclusive"}, "b": {"value": 0.4, "outcome": None}},
+        2: {"a": {"value": 0.25, "outcome": "passes"}, "b": {"value": 0.5, "outcome": None}},
+    }
+    files = []
+    for seed, seed_claims in per_seed.items():
+        path = tmp_path / f"seed{seed}.json"
+        run = {"rows": stability_rows({seed: seed_claims}), "missing_seeds": [], "runs": {str(seed): {"seconds": 1}}}
+        path.write_text(json.dumps({"settings": {}, "vgg16": run}))
+        files.append(path)
+    combined = combine(files)["vgg16"]
+    assert combined["rows"] == stability_rows(per_seed)
+    assert set(combined["runs"]) == {"42", "1", "2"}
