@@ -189,7 +189,10 @@ def test_correlations_name_the_indicator_the_score_follows():
     assert by_class["Normal"]["H power 1-10 mHz"]["rho"] == pytest.approx(-1.0)
     assert by_class["Large"]["Z/H"]["rho"] == pytest.approx(spearmanr(z_over_h, large).statistic)
     sentence = result["heads"]["magnitude"]["sentence"]
-    expected = ("The Normal score (magnitude) follows H power 1-10 mHz (ρ = -1.00", "The Large score (magnitude) ")
+    expected = (
+        "The Normal score (magnitude) follows H power 1-10 mHz inversely (ρ = -1.00",
+        "The Large score (magnitude) ",
+    )
     assert sentence.startswith(expected[0]) or sentence.startswith(expected[1] + "follows H power 1-10 mHz (ρ = +1.00")
     assert "more than Z/H (ρ = " in sentence
     report = indicator_report(result)

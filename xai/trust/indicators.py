@@ -111,6 +111,11 @@ def _rho_text(value: Mapping) -> str:
     return f"ρ = {value['rho']:+.2f} [{value['low']:+.2f}, {value['high']:+.2f}]"
 
 
+def _inversely(value: Mapping) -> str:
+    """ " inversely" for a negative correlation: the score falls as the indicator rises."""
+    return " inversely" if value["rho"] < 0 else ""
+
+
 def indicator_sentence(head: str, by_class: Mapping[str, Mapping[str, Mapping]]) -> str:
     """One sentence: the strongest (class, indicator) correlation, set against Z/H of the same class."""
     pairs = [
@@ -130,13 +135,15 @@ def indicator_sentence(head: str, by_class: Mapping[str, Mapping[str, Mapping]])
     if reference is None:
         others = [p for p in pairs if p[1] == cls and p[2] not in (REFERENCE_INDICATOR, "Z/G")]
         if not others:
-            return f"{head_text} follows Z/H ({_rho_text(best)})."
+            return f"{head_text} follows Z/H{_inversely(best)} ({_rho_text(best)})."
         _, _, other_name, other = max(others, key=lambda item: item[0])
-        return f"{head_text} follows Z/H ({_rho_text(best)}) more than {other_name} ({_rho_text(other)})."
+        follows = f"{head_text} follows Z/H{_inversely(best)} ({_rho_text(best)})"
+        return f"{follows} more than {other_name} ({_rho_text(other)})."
     versus = by_class[cls].get(reference) or {}
+    follows = f"{head_text} follows {indicator}{_inversely(best)}"
     if versus.get("rho") is None or versus.get("low") is None:
-        return f"{head_text} follows {indicator} ({_rho_text(best)}); Z/H has no rank correlation here."
-    return f"{head_text} follows {indicator} ({_rho_text(best)}) more than Z/H ({_rho_text(versus)})."
+        return f"{follows} ({_rho_text(best)}); Z/H has no rank correlation here."
+    return f"{follows} ({_rho_text(best)}) more than Z/H ({_rho_text(versus)})."
 
 
 def _cell(value: Mapping | None) -> str:
