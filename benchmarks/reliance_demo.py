@@ -78,6 +78,8 @@ def _setup(args: argparse.Namespace):
 
 def _window_rows(result, source, axes, regions_cells) -> list[dict]:
     """Per window of a batch: what the acceptance checks need."""
+    from xai.reliance.batch import top_band_segment
+
     rows = []
     for i, record in enumerate(result.batch.records):
         mag = result.prediction("magnitude", i)
@@ -88,12 +90,14 @@ def _window_rows(result, source, axes, regions_cells) -> list[dict]:
         az_entry = result.reliance_entry("occlusion", "azimuth", i, perturb=False)
         mask = source.mask(record)
         top = entry["top_band_segment"]
-        cells = regions_cells[(top["band"], top["segment"])]
-        inside = float(mask[cells].mean()) if mask is not None else None
+        inside = _inside(mask, regions_cells[(top["band"], top["segment"])])
+        top_p = top_band_segment(sample, "probability")
+        inside_p = _inside(mask, regions_cells[(top_p["band"], top_p["segment"])])
         rows.append({
             "sample": record.name, "true_magnitude": mag["true"], "true_azimuth": azi["true"],
             "magnitude_correct": mag["correct"], "azimuth_correct": azi["correct"],
             "top_band_segment": top, "top_inside_share": inside,
+            "top_band_segment_probability": top_p, "top_inside_share_probability": inside_p,
             "pc3_drop_probability": entry["marginals"]["band"].get(PC3_BAND, {}).get("drop_probability"),
             "azimuth_drop_logit": {c: v["drop_logit"] for c, v in az_entry["marginals"]["component"].items()},
             "rho": {h: {m: a["spearman_rho"] for m, a in e["agreement"].items()}
@@ -101,6 +105,11 @@ def _window_rows(result, source, axes, regions_cells) -> list[dict]:
             "unit": (sample.unit, az_sample.unit),
         })  # fmt: skip
     return rows
+
+
+def _inside(mask: np.ndarray | None, cells: np.ndarray) -> float | None:
+    """Share of a region's cells inside the planted precursor (``None`` without a precursor)."""
+    return float(mask[cells].mean()) if mask is not None else None
 
 
 def _cells(regions) -> dict:
@@ -142,6 +151,7 @@ def summarise(rows: Sequence[dict], ci) -> dict:
     """Rates with CIs of the acceptance checks and the mean agreement per method."""
     precursor = [r for r in rows if r["true_magnitude"] != "Normal" and r["magnitude_correct"]]
     shares = [r["top_inside_share"] for r in precursor if r["top_inside_share"] is not None]
+    shares_p = [r["top_inside_share_probability"] for r in precursor if r["top_inside_share_probability"] is not None]
     pc3 = np.abs([r["pc3_drop_probability"] for r in precursor if r["pc3_drop_probability"] is not None])
     ns = [r for r in rows if r["true_azimuth"] in ("N", "S") and r["azimuth_correct"]]
     ew = [r for r in rows if r["true_azimuth"] in ("E", "W") and r["azimuth_correct"]]
@@ -154,6 +164,8 @@ def summarise(rows: Sequence[dict], ci) -> dict:
         "n_precursor_correct": len(precursor),
         "precursor_top_region_majority_inside": _rate([s >= 0.5 for s in shares], ci),
         "precursor_top_region_any_overlap": _rate([s > 0 for s in shares], ci),
+        "precursor_top_region_any_overlap_probability": _rate([s > 0 for s in shares_p], ci),
+        "precursor_top_region_by_class": _by_class(precursor, ci),
         "pc3_abs_probability_change_median": float(np.median(pc3)) if pc3.size else None,
         "pc3_abs_probability_change_p90": float(np.percentile(pc3, 90)) if pc3.size else None,
         "n_ns_correct": len(ns),
@@ -162,6 +174,12 @@ def summarise(rows: Sequence[dict], ci) -> dict:
         "ew_d_over_h": _rate([r["azimuth_drop_logit"]["D"] > r["azimuth_drop_logit"]["H"] for r in ew], ci),
         "agreement_rho": agreement,
     }
+
+
+def _by_class(precursor: Sequence[dict], ci) -> dict:
+    """The top region's overlap with the precursor per true magnitude class."""
+    classes = sorted({r["true_magnitude"] for r in precursor})
+    return {c: _rate([r["top_inside_share"] > 0 for r in precursor if r["true_magnitude"] == c], ci) for c in classes}
 
 
 def _fmt(item: dict) -> str:
@@ -195,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "  top band x hour region >= half inside the precursor: %s", _fmt(s["precursor_top_region_majority_inside"])
     )
     log.info("  top band x hour region overlaps the precursor:       %s", _fmt(s["precursor_top_region_any_overlap"]))
+    log.info(
+        "  ... by probability drop:                            %s",
+        _fmt(s["precursor_top_region_any_overlap_probability"]),
+    )
+    for name, item in s["precursor_top_region_by_class"].items():
+        log.info("  ... %-10s %s", name, _fmt(item))
     median, p90 = s["pc3_abs_probability_change_median"], s["pc3_abs_probability_change_p90"]
     log.info("  |true-class probability change| removing Pc3: median %s, 90th percentile %s", median, p90)
     log.info("  N/S windows, H removal > D removal: %s", _fmt(s["ns_h_over_d"]))

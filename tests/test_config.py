@@ -120,8 +120,15 @@ def test_shortcut_experiment_selects_task_and_data_together():
     experiment = _compose("+experiment=shortcut")
     assert experiment.task._target_ == "xai.tasks.shortcut.run"
     assert experiment.data.generator.shortcut_frequency_hz is not None  # data=demo_shortcut
-    by_hand = _compose("task=shortcut", "data=demo_shortcut")
+    occlusion = "xai.methods.occlusion"
+    edges = experiment.xai.methods.occlusion.regions.band_edges_hz
+    by_hand = _compose(
+        "task=shortcut", "data=demo_shortcut", "xai=reliance", "task.methods=[gradcam,saliency,occlusion]",
+        f"{occlusion}.background=pooled", f"{occlusion}.agreement_steps=0",
+        f"{occlusion}.regions.band_edges_hz=[{','.join(str(e) for e in edges)}]",
+    )  # fmt: skip
     assert OmegaConf.to_yaml(experiment) == OmegaConf.to_yaml(by_hand)
+    assert sum(0.022 <= e <= 0.1 for e in edges) == 7  # 22-100 mHz in six bands: narrow enough for a line
     default = _compose()
     assert (
         default.task._target_ == "xai.tasks.explain.run" and default.data.generator.get("shortcut_frequency_hz") is None

@@ -68,7 +68,7 @@ def test_a_model_that_reads_one_region_relies_only_on_it():
     axes = _axes()
     rows, cols = _block(axes, BAND, SEGMENT)
     x = _grids(3, (24, 24, 3))
-    occlusion = Occlusion(_reader((24, 24, 3), rows, cols, 2), heads=("magnitude",))
+    occlusion = Occlusion(_reader((24, 24, 3), rows, cols, 2), heads=("magnitude",), background="sample")
     result = occlusion.reliance(x, axes, class_indices={"magnitude": 0})["magnitude"]
     regions = result.regions
     target = [i for i, r in enumerate(regions.regions) if _key(r) == (BAND, SEGMENT, "Z")]
@@ -106,7 +106,8 @@ def test_component_reliance_of_a_model_that_reads_one_channel():
     axes = _axes()
     x = _grids(2, (24, 24, 3), seed=1)
     model = _reader((24, 24, 3), slice(None), slice(None), 1)  # mean of channel D over the whole grid
-    result = Occlusion(model, heads=("magnitude",)).reliance(x, axes, class_indices={"magnitude": 0})["magnitude"]
+    occlusion = Occlusion(model, heads=("magnitude",), background="sample")
+    result = occlusion.reliance(x, axes, class_indices={"magnitude": 0})["magnitude"]
     components = np.array([r.component for r in result.regions.regions])
     assert np.all(result.drop_logit[:, components != "D"] == 0.0)
     assert np.any(result.drop_logit[:, components == "D"] != 0.0)
@@ -122,7 +123,8 @@ def test_stacked_layout_panels():
     rows, cols = _block(axes, BAND, SEGMENT, component="Z")
     x = _grids(2, (36, 24, 3), seed=2)
     model = _reader((36, 24, 3), rows, cols, slice(None))  # all colour channels of the Z panel's block
-    result = Occlusion(model, heads=("magnitude",)).reliance(x, axes, class_indices={"magnitude": 0})["magnitude"]
+    occlusion = Occlusion(model, heads=("magnitude",), background="sample")
+    result = occlusion.reliance(x, axes, class_indices={"magnitude": 0})["magnitude"]
     nonzero = {_key(result.regions.regions[i]) for i in np.flatnonzero(np.abs(result.drop_logit).max(axis=0))}
     assert nonzero == {(BAND, SEGMENT, "Z")}
     background = np.broadcast_to(np.median(x, axis=2, keepdims=True), x.shape)
@@ -156,7 +158,7 @@ def test_contrastive_target_against_its_formula():
     axes = _axes(rows=32, cols=32)
     model = tiny_two_head_model(seed=3)
     x = _grids(2, (32, 32, 3), seed=3)
-    occlusion = Occlusion(model)
+    occlusion = Occlusion(model, background="sample")
     results = occlusion.reliance(x, axes, class_indices={"magnitude": [2, 1]}, contrast_class={"magnitude": 0})
     assert set(results) == {"magnitude", "azimuth"}  # both heads from the same forward passes
     result = results["magnitude"]
@@ -256,6 +258,32 @@ def test_given_background_and_masks():
         occlusion.drops_for_masks(x, masks[:, :5], "magnitude", 0)
 
 
+def test_pooled_background_is_the_batch_median_at_each_sample_level():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 4, 5, 2)).astype(np.float32) + np.array([0.0, 2.0, -1.0])[:, None, None, None]
+    pooled = median_reference(x, "pooled")
+    rows = np.median(x.transpose(1, 3, 0, 2).reshape(4, 2, -1), axis=2)  # (rows, C)
+    level = np.median(x.reshape(3, -1, 2), axis=1)  # (B, C)
+    expected = rows[None, :, None, :] + (level - np.median(level, axis=0))[:, None, None, :]
+    np.testing.assert_allclose(pooled, np.broadcast_to(expected, x.shape), rtol=1e-6)
+    np.testing.assert_allclose(median_reference(x[:1], "pooled"), median_reference(x[:1], "batch"))
+
+
+def test_a_signal_lasting_most_of_the_window_is_relied_on_only_with_a_pooled_background():
+    """A sample's own time median keeps a cue present in most of its hours: occluding one hour of it
+    replaces it by itself; the pooled median of windows without it removes it."""
+    axes = _axes()
+    rows, cols = _block(axes, BAND, SEGMENT)
+    x = _grids(4, (24, 24, 3), seed=8)
+    x[0, rows, :, 2] += 3.0  # sample 0 carries the cue at every hour of the band
+    occlusion = Occlusion(_reader((24, 24, 3), rows, cols, 2), heads=("magnitude",), background="sample")
+    (index,) = [i for i, r in enumerate(build_regions(axes).regions) if _key(r) == (BAND, SEGMENT, "Z")]
+    own = occlusion.reliance(x, axes, class_indices={"magnitude": 0})["magnitude"].drop_logit[0, index]
+    pooled = occlusion.reliance(x, axes, class_indices={"magnitude": 0}, background="pooled")["magnitude"]
+    assert Occlusion(_reader((24, 24, 3), rows, cols, 2), heads=("magnitude",)).options.background == "pooled"
+    assert abs(own) < 0.5 and pooled.drop_logit[0, index] > 2.0
+
+
 def test_hydra_config_and_bad_options():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         method = compose("config", overrides=["+method@probe=occlusion"]).probe
@@ -288,7 +316,7 @@ def test_bundle_grids_are_resized_and_preprocessed_after_occlusion():
                          input_shape=(32, 32, 3), preprocessing="scale_0_1")  # fmt: skip
     axes = _axes(rows=16, cols=16)
     grids = 100.0 * np.abs(_grids(2, (16, 16, 3), seed=8))
-    occlusion = Occlusion(bundle, contrast_class={"magnitude": "Normal"})
+    occlusion = Occlusion(bundle, contrast_class={"magnitude": "Normal"}, background="sample")
     result = occlusion.reliance(grids, axes, heads=["magnitude"], class_indices={"magnitude": 3})["magnitude"]
     assert result.contrast_classes.tolist() == [0, 0] and result.classes.tolist() == [3, 3]
     logits = _logits_model(model, "magnitude")

@@ -67,7 +67,8 @@ def explained():
     batch = GridBatch(records, grids, [axes] * 3)
     model = _reader_model(axes, len(mappings.magnitude_classes), len(mappings.azimuth_classes))
     bundle = bundle_from_model(model, mappings, name="reader")
-    explainers = {"saliency": Saliency(bundle), "occlusion": Occlusion(bundle, agreement_steps=6, agreement_orders=3)}
+    occlusion = Occlusion(bundle, agreement_steps=6, agreement_orders=3, background="sample")
+    explainers = {"saliency": Saliency(bundle), "occlusion": occlusion}
     context = ExplainContext(bundle, explainers, explained_class={"magnitude": "Normal", "azimuth": "Normal"})
     return explain_batch(context, batch), axes
 

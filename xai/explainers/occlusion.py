@@ -61,7 +61,7 @@ class OcclusionOptions:
 
     regions: RegionConfig = RegionConfig()
     reference: str = "median"  # median | noisy_linear
-    background: str = "sample"  # median over each sample's time axis, or over the whole batch
+    background: str = "pooled"  # pooled / sample / batch: whose time medians (xai.reliance.references)
     noise: float = 0.01  # noisy_linear: noise std as a fraction of the sample's channel std
     seed: int = 0
     map_score: str = "logit"  # what explain()'s maps carry: logit | probability drops

@@ -159,10 +159,10 @@ def sample_agreements(
     return out
 
 
-def top_band_segment(sample: SampleReliance) -> dict:
-    """The band x time segment (drops summed over its components) with the largest drop."""
+def top_band_segment(sample: SampleReliance, unit: str | None = None) -> dict:
+    """The band x time segment (drops in ``unit`` summed over its components) with the largest drop."""
     totals: dict[tuple[str, str], float] = {}
-    for region, drop in zip(sample.result.regions.regions, sample.drops()):
+    for region, drop in zip(sample.result.regions.regions, sample.drops(unit)):
         key = (region.band, region.segment)
         totals[key] = totals.get(key, 0.0) + float(drop)
     (band, segment), drop = max(totals.items(), key=lambda item: item[1])

@@ -2,8 +2,11 @@
 
 * ``median``: each frequency row's median over time per channel (the background power of that
   frequency, as :func:`xai.metrics.faithfulness.median_background` for deletion/insertion), computed
-  per sample (``background: sample``), over the whole batch (``background: batch``), or given per
-  data set as an array;
+  per sample (``background: sample``), over the whole batch (``background: batch``), over the batch
+  and shifted to each sample's own level per component (``background: pooled``), or given per data
+  set as an array. A sample's own time median keeps whatever lasts through most of its window (a
+  precursor of several hours, a spectral line), so occluding it changes little; the pooled median
+  of other windows does not, and the level shift keeps the day-to-day background scatter out of it;
 * ``noisy_linear``: ROAD's noisy linear imputation (Rong, Leemann, Borisov, Kasneci & Kasneci, 2022,
   "A Consistent and Efficient Evaluation Strategy for Attribution Methods", ICML): every removed cell
   takes the weighted mean of its eight neighbours (weight 1/6 for the four direct, 1/12 for the four
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 __all__ = ["BACKGROUNDS", "REFERENCES", "NoisyLinearImputer", "median_reference"]
 
 REFERENCES = ("median", "noisy_linear")
-BACKGROUNDS = ("sample", "batch")
+BACKGROUNDS = ("sample", "batch", "pooled")
 NEIGHBOUR_WEIGHTS: tuple[tuple[int, int, float], ...] = (
     (1, 0, 1 / 6), (-1, 0, 1 / 6), (0, 1, 1 / 6), (0, -1, 1 / 6),
     (1, 1, 1 / 12), (1, -1, 1 / 12), (-1, 1, 1 / 12), (-1, -1, 1 / 12),
@@ -43,16 +46,21 @@ def median_reference(images: np.ndarray, background: str | np.ndarray = "sample"
     """The dense median-background reference ``(B, rows, cols, C)`` float32 of a batch.
 
     ``background``: ``"sample"`` (each sample's row medians over time), ``"batch"`` (row medians
-    over time and all samples of the batch) or an array broadcastable to the images (e.g. a data
-    set's ``(rows, 1, C)`` background).
+    over time and all samples of the batch), ``"pooled"`` (the batch's row medians plus each
+    sample's median level per channel minus the batch's) or an array broadcastable to the images
+    (e.g. a data set's ``(rows, 1, C)`` background).
     """
     x = np.asarray(images, dtype=np.float32)
     if isinstance(background, str):
         if background == "sample":
             return np.broadcast_to(median_background(x), x.shape).copy()
-        if background == "batch":
+        if background in ("batch", "pooled"):
             row = np.median(x.transpose(1, 3, 0, 2).reshape(x.shape[1], x.shape[3], -1), axis=2)
-            return np.broadcast_to(row[None, :, None, :].astype(np.float32), x.shape).copy()
+            reference = np.broadcast_to(row[None, :, None, :], x.shape)
+            if background == "pooled":
+                level = np.median(x.reshape(x.shape[0], -1, x.shape[3]), axis=1)  # (B, C)
+                reference = reference + (level - np.median(level, axis=0))[:, None, None, :]
+            return np.ascontiguousarray(reference, dtype=np.float32)
         raise ConfigError(
             f"occlusion background must be one of {', '.join(BACKGROUNDS)} or an array, got {background!r}"
         )
